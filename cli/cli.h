@@ -1,0 +1,16 @@
+/* cli.h — the sdc command line: one function per subcommand.
+ * Each returns the process exit status: 0 success, 1 user error (one line
+ * already printed on stderr), 2 internal error. */
+#ifndef SDC_CLI_H
+#define SDC_CLI_H
+
+#include "args.h"
+
+int cmd_opt(int argc, char **argv);
+int cmd_interp(int argc, char **argv);
+int cmd_passes(int argc, char **argv);
+
+/* Prints "sdc: <message>" and returns 1. */
+int cli_fail(const SdcErr *err);
+
+#endif

@@ -1,0 +1,57 @@
+/* main.c — sdc's entry point: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef SDC_VERSION
+#define SDC_VERSION "0.0.0"
+#endif
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    printf("sdc %s\n", SDC_VERSION);
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"opt", cmd_opt, "parse an IR file, run passes, print the result"},
+    {"interp", cmd_interp, "run an IR file in the reference interpreter"},
+    {"passes", cmd_passes, "list the passes and the default pipeline"},
+    {"version", cmd_version, "print the version"},
+};
+
+static void usage(FILE *out)
+{
+    fputs("usage: sdc COMMAND [options]   (sdc COMMAND --help for each)\n\ncommands:\n", out);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int cli_fail(const SdcErr *err)
+{
+    fprintf(stderr, "sdc: %s\n", err->msg);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) return cmd_version(0, NULL);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    fprintf(stderr, "sdc: unknown command \"%s\" (sdc --help lists them)\n", argv[1]);
+    return 1;
+}

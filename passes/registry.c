@@ -1,0 +1,25 @@
+/* registry.c — every pass by name, with its one-line summary. */
+#include "pass.h"
+
+#include <string.h>
+
+int pass_dce(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr *err);
+int pass_cse(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr *err);
+int pass_canonicalize(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr *err);
+
+static const Pass passes[] = {
+    {"canonicalize", "drop identity ops (same-shape reshape, identity permute, scale by 1, full slice) and fold reshape/permute chains", pass_canonicalize},
+    {"cse", "merge nodes that compute the same value from the same operands", pass_cse},
+    {"dce", "remove nodes that no output depends on", pass_dce},
+};
+
+const Pass *pass_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++)
+        if (strcmp(passes[i].name, name) == 0) return &passes[i];
+    return NULL;
+}
+
+int pass_count_registered(void) { return (int)(sizeof passes / sizeof passes[0]); }
+const Pass *pass_at(int i) { return &passes[i]; }
+const char *pass_default_pipeline(void) { return "canonicalize,cse,dce"; }
