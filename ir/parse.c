@@ -19,6 +19,18 @@ typedef struct Parser {
     SdcErr *err;
 } Parser;
 
+/* Reports an error at `at`, a position on the current line. */
+static int perr_at(Parser *ps, const char *at, const char *fmt, const char *arg)
+{
+    const char *keep = ps->p;
+    ps->p = at >= ps->line_start ? at : ps->p;
+    char what[600];
+    snprintf(what, sizeof what, fmt, arg ? arg : "");
+    sdc_err(ps->err, "%s:%d:%d: %s", ps->file, ps->line, (int)(ps->p - ps->line_start) + 1, what);
+    ps->p = keep;
+    return -1;
+}
+
 static int perr(Parser *ps, const char *fmt, const char *arg)
 {
     char what[600];
@@ -26,7 +38,8 @@ static int perr(Parser *ps, const char *fmt, const char *arg)
     return sdc_err(ps->err, "%s:%d:%d: %s", ps->file, ps->line, (int)(ps->p - ps->line_start) + 1, what);
 }
 
-/* Skips blanks and # comments; newlines are ordinary whitespace. */
+/* Skips blanks and comments ("#" or "//" to the end of the line);
+ * newlines are ordinary whitespace. */
 static void skip_ws(Parser *ps)
 {
     for (;;) {
@@ -37,7 +50,7 @@ static void skip_ws(Parser *ps)
             ps->line_start = ps->p;
         } else if (c == ' ' || c == '\t' || c == '\r') {
             ps->p++;
-        } else if (c == '#') {
+        } else if (c == '#' || (c == '/' && ps->p[1] == '/')) {
             while (*ps->p && *ps->p != '\n') ps->p++;
         } else {
             return;
@@ -208,9 +221,14 @@ static int read_attr(Parser *ps, Node *n)
 static int read_operand(Parser *ps, int *id)
 {
     char name[512];
+    skip_ws(ps);
+    const char *start = ps->p;
     if (read_value_name(ps, name, sizeof name)) return -1;
     *id = graph_find(ps->g, name);
-    if (*id < 0) return perr(ps, "use of undefined value %%%s", name);
+    if (*id < 0) {
+        ps->p = start; /* point at the name, not after it */
+        return perr(ps, "use of undefined value %%%s", name);
+    }
     return 0;
 }
 
@@ -255,10 +273,13 @@ static int read_node(Parser *ps)
     col = (int)(ps->p - ps->line_start) + 1;
     line = ps->line;
     if (read_value_name(ps, name, sizeof name)) return -1;
-    if (graph_find(ps->g, name) >= 0) return perr(ps, "value %%%s is defined twice", name);
-    if (expect(ps, '=') || read_word(ps, opname, sizeof opname, "op name")) return -1;
+    if (graph_find(ps->g, name) >= 0) return perr_at(ps, ps->line_start + col - 1, "value %%%s is defined twice", name);
+    if (expect(ps, '=')) return -1;
+    skip_ws(ps);
+    const char *op_at = ps->p;
+    if (read_word(ps, opname, sizeof opname, "op name")) return -1;
     OpKind op;
-    if (op_from_name(opname, &op) < 0) return perr(ps, "unknown op \"%s\"", opname);
+    if (op_from_name(opname, &op) < 0) return perr_at(ps, op_at, "unknown op \"%s\"", opname);
     int in[IR_MAX_IN], nin = 0;
     if (op != OP_INPUT && op != OP_CONST) {
         if (expect(ps, '(')) return -1;
@@ -289,8 +310,11 @@ Graph *ir_parse(const char *text, const char *file, SdcErr *err)
 {
     Parser ps = {.src = text, .p = text, .file = file ? file : "<input>", .line = 1, .line_start = text, .err = err};
     char word[256];
-    if (read_word(&ps, word, sizeof word, "'graph'") || strcmp(word, "graph") != 0) {
-        if (!err || !*err->msg || strcmp(word, "graph") != 0) perr(&ps, "expected 'graph'", NULL);
+    skip_ws(&ps);
+    const char *at = ps.p;
+    if (read_word(&ps, word, sizeof word, "'graph'")) return NULL;
+    if (strcmp(word, "graph") != 0) {
+        perr_at(&ps, at, "expected 'graph', not \"%s\"", word);
         return NULL;
     }
     if (expect(&ps, '@') || read_word(&ps, word, sizeof word, "graph name") || expect(&ps, '{')) return NULL;
