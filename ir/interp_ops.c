@@ -151,6 +151,20 @@ int exec_softmax(Interp *it, const Node *n, Tensor *const *in, Tensor *out, SdcE
     return 0;
 }
 
+int exec_causal_mask(Interp *it, const Node *n, Tensor *const *in, Tensor *out, SdcErr *err)
+{
+    (void)it, (void)n, (void)err;
+    const Tensor *x = in[0];
+    int64_t lq = x->shape[x->ndim - 2], lk = x->shape[x->ndim - 1], mats = prod(x->shape, 0, x->ndim - 2);
+    for (int64_t m = 0; m < mats; m++)
+        for (int64_t i = 0; i < lq; i++)
+            for (int64_t j = 0; j < lk; j++) {
+                int64_t at = (m * lq + i) * lk + j;
+                out->f[at] = j > i ? -INFINITY : x->f[at];
+            }
+    return 0;
+}
+
 int exec_reshape(Interp *it, const Node *n, Tensor *const *in, Tensor *out, SdcErr *err)
 {
     (void)it, (void)n, (void)err;

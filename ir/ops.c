@@ -16,7 +16,7 @@ const OpInfo op_table[OP_COUNT] = {
 #undef OP
 };
 
-_Static_assert(OP_COUNT == 26, "update this count when adding an op to ops.def");
+_Static_assert(OP_COUNT == 27, "update this count when adding an op to ops.def");
 
 int op_from_name(const char *name, OpKind *out)
 {
@@ -237,6 +237,7 @@ int infer_same(const Graph *g, Node *n, SdcErr *err)
     if (n->op == OP_SCALE && need_attr(n, "value", ATTR_FLOAT, err)) return -1;
     if (n->op == OP_CLAMP && (need_attr(n, "min", ATTR_FLOAT, err) || need_attr(n, "max", ATTR_FLOAT, err))) return -1;
     if (n->op == OP_SOFTMAX && x->ndim < 1) return sdc_err(err, "softmax needs at least one dim");
+    if (n->op == OP_CAUSAL_MASK && x->ndim < 2) return sdc_err(err, "causal_mask needs [...,Lq,Lk]");
     copy_type(n, x);
     return 0;
 }
