@@ -9,6 +9,9 @@
 int cmd_opt(int argc, char **argv);
 int cmd_interp(int argc, char **argv);
 int cmd_passes(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 /* Prints "sdc: <message>" and returns 1. */
 int cli_fail(const SdcErr *err);

@@ -22,6 +22,9 @@ static const struct {
 } commands[] = {
     {"opt", cmd_opt, "parse an IR file, run passes, print the result"},
     {"interp", cmd_interp, "run an IR file in the reference interpreter"},
+    {"eval", cmd_eval, "run one model component in the interpreter on given inputs"},
+    {"import", cmd_import, "import a model component into the IR"},
+    {"stats", cmd_stats, "parameters, FLOPs and bytes of a model's components"},
     {"passes", cmd_passes, "list the passes and the default pipeline"},
     {"version", cmd_version, "print the version"},
 };
