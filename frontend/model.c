@@ -183,9 +183,6 @@ Graph *model_import(Model *m, Component c, const ImportShape *s, SdcErr *err)
         return NULL;
     }
     if (c == COMP_TEXT_ENCODER && !ws.ignore) ws.ignore = te_ignore;
-    /* the VAE file holds both halves: each graph leaves the other's tensors alone */
-    if (c == COMP_VAE_DECODER) ws.skip[0] = "encoder.", ws.skip[1] = "quant_conv.";
-    if (c == COMP_VAE_ENCODER) ws.skip[0] = "decoder.", ws.skip[1] = "post_quant_conv.";
     Graph *g = NULL;
     switch (c) {
     case COMP_UNET: g = build_unet(&cfg, &ws, s, err); break;

@@ -128,8 +128,6 @@ static int is_ignored(const WeightSet *ws, const char *name)
 {
     for (int i = 0; ws->ignore && ws->ignore[i]; i++)
         if (strcmp(ws->ignore[i], name) == 0) return 1;
-    for (int i = 0; i < 4 && ws->skip[i]; i++)
-        if (strncmp(name, ws->skip[i], strlen(ws->skip[i])) == 0) return 1;
     return 0;
 }
 

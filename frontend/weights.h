@@ -50,8 +50,6 @@ typedef struct WeightSet {
     WeightTranslate translate;
     void *translate_ctx;
     const char *const *ignore; /* names (after prefix) that may be unused, NULL-terminated */
-    const char *skip[4];       /* name prefixes (after prefix) that belong to another graph: the VAE
-                                * encoder's tensors are not "unexpected" when importing the decoder */
     DType compute;             /* dtype of the constant nodes (f32) */
     /* collect mode */
     int collect;

@@ -154,8 +154,8 @@ static int read_number(Parser *ps, double *f, int64_t *i, int *is_float)
 
 static int read_int(Parser *ps, int64_t *v)
 {
-    double f;
-    int is_float;
+    double f = 0;
+    int is_float = 0;
     if (read_number(ps, &f, v, &is_float)) return -1;
     if (is_float) return perr(ps, "expected an integer", NULL);
     return 0;
@@ -238,7 +238,7 @@ static int read_const_body(Parser *ps, Node *n)
     if (read_word(ps, word, sizeof word, "file(...) or dense(...)") || expect(ps, '(')) return -1;
     if (strcmp(word, "file") == 0) {
         char dt[16];
-        int64_t off;
+        int64_t off = 0;
         n->ckind = CONST_FILE;
         if (read_string(ps, &n->cfile) || expect(ps, ',') || read_int(ps, &off) || expect(ps, ',') ||
             read_word(ps, dt, sizeof dt, "stored dtype"))
