@@ -22,9 +22,13 @@ static const struct {
 } commands[] = {
     {"opt", cmd_opt, "parse an IR file, run passes, print the result"},
     {"interp", cmd_interp, "run an IR file in the reference interpreter"},
+    {"compile", cmd_compile, "compile a model into a standalone text-to-image executable"},
+    {"compile-graph", cmd_compile_graph, "compile one IR graph into an executable (backend tests)"},
+    {"run", cmd_run, "compile (cached) and run a model once"},
     {"eval", cmd_eval, "run one model component in the interpreter on given inputs"},
     {"import", cmd_import, "import a model component into the IR"},
     {"stats", cmd_stats, "parameters, FLOPs and bytes of a model's components"},
+    {"random-model", cmd_random_model, "write a diffusers folder with seeded random weights (presets tiny, sd15, sd21)"},
     {"passes", cmd_passes, "list the passes and the default pipeline"},
     {"version", cmd_version, "print the version"},
 };

@@ -203,6 +203,7 @@ struct Tokenizer {
     int32_t byte_sym[256], byte_sym_end[256]; /* symbol of each byte, without / with "</w>" */
     AddedToken *added;
     size_t n_added;
+    char *pad_text; /* the pad token as configured (a compiled executable is given it back) */
 };
 
 /* The special tokens and added tokens a config names. */
@@ -271,6 +272,7 @@ void tok_free(Tokenizer *t)
         free(t->added[i].cps);
     }
     free(t->added);
+    free(t->pad_text);
     free(t);
 }
 
@@ -378,6 +380,7 @@ static int tok_build(Tokenizer *t, const Merge *merges, size_t n_merges, const T
     t->bos_id = special_id[SPECIAL_BOS];
     t->eos_id = special_id[SPECIAL_EOS];
     t->pad_id = special_id[SPECIAL_PAD];
+    t->pad_text = xstrdup(cfg->special[SPECIAL_PAD]);
     t->unk_id = *unk;
     t->vocab_size = (int)(max_id + 1);
 
@@ -1044,6 +1047,8 @@ int32_t tok_token_id(const Tokenizer *t, const char *token)
 {
     return lookup_id(t, token, strlen(token));
 }
+
+const char *tok_pad_token(const Tokenizer *t) { return t->pad_text; }
 
 void tok_special_ids(const Tokenizer *t, int32_t *bos, int32_t *eos, int32_t *pad)
 {

@@ -82,6 +82,8 @@ int32_t tok_token_id(const Tokenizer *t, const char *token);
 
 void tok_special_ids(const Tokenizer *t, int32_t *bos, int32_t *eos, int32_t *pad);
 
+/* The pad token's text as configured ("<|endoftext|>" for SD 1.x, "!" for SD 2.x). */
+const char *tok_pad_token(const Tokenizer *t);
 void tok_free(Tokenizer *t);
 
 #endif

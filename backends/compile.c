@@ -1,0 +1,594 @@
+/* compile.c — `sdc compile`: import, optimise, plan, write weights, emit C,
+ * run the C compiler.
+ *
+ * Phases (shown on stderr unless --quiet):
+ *   1. import the four graphs at the fixed size and batch (the UNet at twice
+ *      the batch when classifier-free guidance is on);
+ *   2. run the pass pipeline on each;
+ *   3. build the sampler's plan from scheduler_config.json;
+ *   4. write "<out>.weights": every constant in the compute dtype, plus the
+ *      tokenizer files as metadata, so the executable needs nothing else;
+ *   5. plan memory and emit C through the backend;
+ *   6. compile and link against the runtime. */
+#include "compile.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "fsutil.h"
+#include "graph_main.h"
+#include "interp.h"
+#include "model.h"
+#include "pass.h"
+#include "pipeline.h"
+#include "safetensors.h"
+#include "scheduler.h"
+#include "stats.h"
+#include "tokenizer.h"
+
+#ifndef SDC_SOURCE_DIR
+#define SDC_SOURCE_DIR "."
+#endif
+#ifndef SDC_BINARY_DIR
+#define SDC_BINARY_DIR "."
+#endif
+#ifndef SDC_VERSION
+#define SDC_VERSION "0.0.0"
+#endif
+
+enum { PART_TE, PART_UNET, PART_VAE_DEC, PART_VAE_ENC, NPARTS };
+static const char *const part_names[NPARTS] = {"text_encoder", "unet", "vae_decoder", "vae_encoder"};
+static const Component part_comp[NPARTS] = {COMP_TEXT_ENCODER, COMP_UNET, COMP_VAE_DECODER, COMP_VAE_ENCODER};
+
+typedef struct Part {
+    Graph *g;
+    MemPlan plan;
+    int64_t *woff; /* per node: offset in the weights file */
+    int *wtensor;  /* per node: index of its tensor in the weights file, -1 if none */
+} Part;
+
+typedef struct Compile {
+    const CompileOptions *o;
+    int nparts;
+    const char *const *names; /* graph (part) names */
+    Model model;
+    ModelInfo info;
+    Part part[NPARTS];
+    SchedConfig sched_cfg;
+    SchedPlan plan;
+    char *vocab, *merges;
+    const char *pad_token_owned;
+    char pad_token[64];
+    int max_length;
+    char *weights_path, *c_path;
+    uint64_t weights_id, weights_size;
+    char options[1024];
+    int cfg; /* classifier-free guidance */
+} Compile;
+
+void compile_options_default(CompileOptions *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backend = "c";
+    o->width = o->height = 512;
+    o->steps = 20;
+    o->batch = 1;
+    o->guidance = 7.5;
+}
+
+static void phase(const Compile *c, const char *fmt, const char *arg)
+{
+    if (c->o->quiet) return;
+    fprintf(stderr, "sdc compile: ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+}
+
+/* --- 1-2: graphs -------------------------------------------------------------- */
+
+static int import_parts(Compile *c, SdcErr *err)
+{
+    const CompileOptions *o = c->o;
+    int scale = c->info.vae_scale;
+    if (o->width % scale || o->height % scale)
+        return sdc_err(err, "--width/--height: %dx%d is not a multiple of %d (the VAE's scale)", o->width, o->height, scale);
+    int text_batch = c->cfg ? 2 : 1;
+    ImportShape shapes[NPARTS] = {
+        [PART_TE] = {.batch = text_batch, .seq_len = c->info.max_positions, .clip_skip = o->clip_skip},
+        [PART_UNET] = {.batch = text_batch * o->batch, .height = o->height / scale, .width = o->width / scale,
+                       .seq_len = c->info.max_positions},
+        [PART_VAE_DEC] = {.batch = o->batch, .height = o->height / scale, .width = o->width / scale},
+        [PART_VAE_ENC] = {.batch = o->batch, .height = o->height, .width = o->width},
+    };
+    const Backend *be = backend_find(o->backend);
+    if (!be) return sdc_err(err, "--backend: unknown backend \"%s\" (available: c)", o->backend);
+    for (int p = 0; p < NPARTS; p++) {
+        phase(c, "importing %s", part_names[p]);
+        Graph *g = model_import(&c->model, part_comp[p], &shapes[p], err);
+        if (!g) return -1;
+        c->part[p].g = g;
+        free(g->name);
+        g->name = xstrdup(part_names[p]);
+        PassOptions po = {.pipeline = o->passes, .disabled = o->disabled, .print_after = o->print_after,
+                          .timing = o->timing, .verify = 1, .ir_out = stdout, .report = stderr};
+        if (pass_run_pipeline(g, &po, err) < 0) return sdc_err_prefix(err, "%s", part_names[p]);
+        if (backend_check(be, g, err) < 0) return -1;
+    }
+    return 0;
+}
+
+/* --- 3: sampler ------------------------------------------------------------------ */
+
+static int plan_sampler(Compile *c, SdcErr *err)
+{
+    const CompileOptions *o = c->o;
+    SamplerKind kind = SAMPLER_PNDM;
+    char *path = c->model.single_file ? NULL : path_join(c->model.root, "scheduler/scheduler_config.json");
+    if (path && !path_exists(path)) free(path), path = NULL;
+    if (o->sampler) {
+        if (sampler_from_name(o->sampler, &kind) < 0) {
+            free(path);
+            return sdc_err(err, "--sampler: unknown sampler \"%s\" (ddim, pndm, lms, euler, euler_a, dpmpp_2m, "
+                                "dpmpp_2m_karras)", o->sampler);
+        }
+    } else if (path) {
+        Cfg sc;
+        if (cfg_load(&sc, path, "scheduler/scheduler_config.json", err) < 0) return free(path), cfg_free(&sc), -1;
+        const char *cls = cfg_str(&sc, "_class_name", "PNDMScheduler");
+        if (!sc.failed && sampler_from_class_name(cls, &kind) < 0)
+            cfg_fail(&sc, "_class_name", "unknown scheduler \"%s\": choose one with --sampler", cls);
+        int bad = sc.failed;
+        cfg_free(&sc);
+        if (bad) return free(path), -1;
+    }
+    int rc = 0;
+    if (path) rc = sched_config_load(&c->sched_cfg, path, kind, err);
+    else sched_config_default(&c->sched_cfg, kind);
+    free(path);
+    if (rc < 0) return -1;
+    if (sched_plan(&c->plan, &c->sched_cfg, o->steps, o->eta, err) < 0) return sdc_err_prefix(err, "--steps %d", o->steps);
+    return 0;
+}
+
+/* --- tokenizer ------------------------------------------------------------------- */
+
+static int load_tokenizer(Compile *c, SdcErr *err)
+{
+    char *dir = c->o->tokenizer ? xstrdup(c->o->tokenizer)
+                                : c->model.single_file ? NULL : path_join(c->model.root, "tokenizer");
+    if (!dir) return sdc_err(err, "%s: a single-file checkpoint has no tokenizer: give one with --tokenizer DIR", c->model.root);
+    Tokenizer *t = NULL;
+    int rc = tok_load_dir(&t, dir, err);
+    if (rc == 0) {
+        snprintf(c->pad_token, sizeof c->pad_token, "%s", tok_pad_token(t));
+        c->max_length = tok_max_length(t);
+        const Node *table = NULL;
+        const Graph *te = c->part[PART_TE].g;
+        for (int i = 0; i < te->n && !table; i++)
+            if (te->nodes[i].op == OP_EMBEDDING) table = &te->nodes[te->nodes[i].in[1]];
+        if (table && tok_vocab_size(t) > table->shape[0])
+            rc = sdc_err(err, "%s: the tokenizer has %d tokens, the text encoder's table only %lld rows", dir,
+                         tok_vocab_size(t), (long long)table->shape[0]);
+        if (c->max_length != c->info.max_positions)
+            rc = sdc_err(err, "%s: model_max_length %d differs from the text encoder's %d positions", dir, c->max_length,
+                         c->info.max_positions);
+    }
+    tok_free(t);
+    if (rc == 0) {
+        char *vp = path_join(dir, "vocab.json"), *mp = path_join(dir, "merges.txt");
+        c->vocab = file_read_all(vp, NULL, err);
+        c->merges = c->vocab ? file_read_all(mp, NULL, err) : NULL;
+        if (!c->merges) rc = -1;
+        free(vp), free(mp);
+    }
+    free(dir);
+    return rc;
+}
+
+/* --- 4: weights file ---------------------------------------------------------------- */
+
+typedef struct WTensor {
+    int part, node;
+} WTensor;
+
+static int same_source(const Node *a, const Node *b)
+{
+    return a->ckind == CONST_FILE && b->ckind == CONST_FILE && a->coffset == b->coffset && a->cdtype == b->cdtype &&
+           node_numel(a) == node_numel(b) && a->ndim == b->ndim && strcmp(a->cfile, b->cfile) == 0;
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static int write_weights(Compile *c, SdcErr *err)
+{
+    WTensor *list = NULL;
+    int n = 0;
+    for (int p = 0; p < c->nparts; p++) {
+        const Graph *g = c->part[p].g;
+        c->part[p].wtensor = xmalloc(sizeof(int) * (size_t)g->n);
+        c->part[p].woff = xmalloc(sizeof(int64_t) * (size_t)g->n);
+        for (int i = 0; i < g->n; i++) {
+            c->part[p].wtensor[i] = -1;
+            c->part[p].woff[i] = -1;
+            const Node *nd = &g->nodes[i];
+            if (nd->op != OP_CONST) continue;
+            int found = -1;
+            /* the same bytes used twice (tied weights, a VAE file shared by two graphs) are stored once */
+            for (int k = n - 1; k >= 0 && found < 0; k--)
+                if (same_source(nd, &c->part[list[k].part].g->nodes[list[k].node])) found = k;
+            if (found < 0) {
+                list = xrealloc(list, sizeof(WTensor) * (size_t)(n + 1));
+                list[n] = (WTensor){p, i};
+                found = n++;
+            }
+            c->part[p].wtensor[i] = found;
+        }
+    }
+    StDesc *descs = xcalloc((size_t)(n ? n : 1), sizeof(StDesc));
+    char **names = xcalloc((size_t)(n ? n : 1), sizeof(char *));
+    uint64_t id = 1469598103934665603ull;
+    id = fnv(id, c->options, strlen(c->options));
+    if (c->model.root) id = fnv(id, c->model.root, strlen(c->model.root));
+    for (int k = 0; k < n; k++) {
+        const Node *nd = &c->part[list[k].part].g->nodes[list[k].node];
+        size_t len = strlen(c->names[list[k].part]) + strlen(nd->name) + 2;
+        names[k] = xmalloc(len);
+        snprintf(names[k], len, "%s/%s", c->names[list[k].part], nd->name);
+        descs[k].name = names[k];
+        descs[k].dtype = DT_F32;
+        descs[k].ndim = nd->ndim;
+        memcpy(descs[k].shape, nd->shape, sizeof(int64_t) * (size_t)nd->ndim);
+        id = fnv(id, names[k], len);
+        id = fnv(id, nd->shape, sizeof(int64_t) * (size_t)nd->ndim);
+        if (nd->ckind == CONST_FILE) id = fnv(id, &nd->coffset, sizeof nd->coffset);
+    }
+    c->weights_id = id;
+    char id_str[32], maxlen[16];
+    pipeline_weights_id_str(id, id_str);
+    snprintf(maxlen, sizeof maxlen, "%d", c->max_length);
+    const char *keys[] = {"sdc.weights_id", "sdc.version", "sdc.model", "sdc.vocab_json", "sdc.merges_txt",
+                          "sdc.pad_token", "sdc.max_length"};
+    const char *vals[] = {id_str, SDC_VERSION, c->model.root, c->vocab, c->merges, c->pad_token, maxlen};
+    StWriter *w;
+    /* a single graph (compile-graph) has no model or tokenizer */
+    if (st_writer_open(&w, c->weights_path, n, descs, c->vocab ? 7 : 2, keys, vals, err) < 0) goto fail;
+    for (int k = 0; k < n; k++) {
+        const Graph *g = c->part[list[k].part].g;
+        Tensor *t = interp_load_const(g, &g->nodes[list[k].node], err);
+        if (!t) {
+            st_writer_abort(w);
+            goto fail;
+        }
+        int rc = st_writer_put(w, t->f, err);
+        tensor_free(t);
+        if (rc < 0) {
+            st_writer_abort(w);
+            goto fail;
+        }
+    }
+    if (st_writer_finish(w, err) < 0) goto fail;
+    /* read back where each tensor landed */
+    StFile f;
+    if (st_open(&f, c->weights_path, err) < 0) goto fail;
+    c->weights_size = f.size;
+    for (int p = 0; p < c->nparts; p++)
+        for (int i = 0; i < c->part[p].g->n; i++)
+            if (c->part[p].wtensor[i] >= 0) c->part[p].woff[i] = (int64_t)st_find(&f, names[c->part[p].wtensor[i]])->offset;
+    st_close(&f);
+    for (int k = 0; k < n; k++) free(names[k]);
+    free(names), free(descs), free(list);
+    return 0;
+fail:
+    for (int k = 0; k < n; k++) free(names[k]);
+    free(names), free(descs), free(list);
+    return -1;
+}
+
+/* --- 5: C ------------------------------------------------------------------------------ */
+
+/* A float literal that reads back as the same float32. */
+static void cfloat(FILE *f, float v)
+{
+    char buf[48];
+    snprintf(buf, sizeof buf, "%.9g", (double)v);
+    if (!strpbrk(buf, ".en")) strcat(buf, ".0");
+    fprintf(f, "%sf", buf);
+}
+
+static void float_array(FILE *f, const char *name, const float *v, int n)
+{
+    fprintf(f, "static float %s[] = {", name);
+    for (int i = 0; i < n; i++) {
+        fputs(i % 8 ? ", " : (i ? ",\n    " : "\n    "), f);
+        cfloat(f, v[i]);
+    }
+    fprintf(f, "%s};\n", n ? "\n" : "0");
+}
+
+static void c_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 32) fprintf(f, "\\%03o", (unsigned char)*s);
+        else fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void graph_info(FILE *f, Compile *c, int p)
+{
+    const Graph *g = c->part[p].g;
+    GraphStats st;
+    graph_stats(g, &st);
+    int nin = 0, np = 0;
+    int64_t in_numel[SDC_GRAPH_MAX_IO] = {0};
+    for (int i = 0; i < g->n; i++) {
+        const Node *n = &g->nodes[i];
+        if (n->op == OP_INPUT && nin < SDC_GRAPH_MAX_IO) in_numel[nin++] = node_numel(n);
+        if (n->op != OP_INPUT && n->op != OP_CONST && n->op != OP_RESHAPE) np++;
+    }
+    fprintf(f, "    .%s = {\"%s\", graph_%s, %" PRIu64 ", %.17g, %d, %d, {", part_names[p], part_names[p],
+            part_names[p], c->part[p].plan.peak, st.flops, nin, g->nout);
+    for (int k = 0; k < nin; k++) fprintf(f, k ? ", %" PRId64 : "%" PRId64, in_numel[k]);
+    fprintf(f, "}, {");
+    for (int k = 0; k < g->nout; k++) fprintf(f, k ? ", %" PRId64 : "%" PRId64, node_numel(&g->nodes[g->outputs[k]]));
+    fprintf(f, "}, %d, %s_node_names, %s_node_kind},\n", np, part_names[p], part_names[p]);
+}
+
+static int emit_c(Compile *c, SdcErr *err)
+{
+    AtomicFile af;
+    if (atomic_open(&af, c->c_path, err) < 0) return -1;
+    FILE *f = af.f;
+    fprintf(f, "/* Generated by sdc %s: a text-to-image executable for\n *   %s\n *   %s\n * Do not edit; recompile. */\n",
+            SDC_VERSION, c->model.root, c->options);
+    EmitGraph eg[NPARTS];
+    for (int p = 0; p < NPARTS; p++) {
+        memplan_compute(c->part[p].g, &c->part[p].plan);
+        eg[p] = (EmitGraph){part_names[p], p, c->part[p].g, &c->part[p].plan, c->part[p].woff};
+    }
+    const Backend *be = backend_find(c->o->backend);
+    if (be->emit_graphs(eg, NPARTS, f, err) < 0) {
+        atomic_abort(&af);
+        return -1;
+    }
+    const SchedPlan *sp = &c->plan;
+    float_array(f, "sched_timesteps", sp->timesteps, sp->n_evals);
+    float_array(f, "sched_in_scale", sp->in_scale, sp->n_evals);
+    if (sp->sigmas) float_array(f, "sched_sigmas", sp->sigmas, sp->n_evals + 1);
+    float_array(f, "sched_coef", sp->coef, sp->n_evals * SCHED_NCOEF);
+    if (c->o->embed_weights) {
+        /* the assembler copies the file into .rodata (paths with quotes were refused earlier) */
+        fprintf(f, "__asm__(\".section .rodata\\n.balign 64\\n.globl sdc_embedded_weights\\n"
+                   "sdc_embedded_weights:\\n.incbin \\\"%s\\\"\\n.previous\\n\");\n"
+                   "extern const unsigned char sdc_embedded_weights[];\n",
+                c->weights_path);
+    }
+    fprintf(f, "\nstatic const char *const sdc_op_names[] = {");
+    for (int k = 0; k < OP_COUNT; k++) fprintf(f, k ? ", \"%s\"" : "\"%s\"", op_table[k].name);
+    fprintf(f, "};\n");
+    fprintf(f, "\nconst SdcPipeline sdc_pipeline = {\n    .model = ");
+    c_string(f, c->model.root);
+    fprintf(f, ",\n    .sdc_version = \"%s\",\n    .options = ", SDC_VERSION);
+    c_string(f, c->options);
+    const CompileOptions *o = c->o;
+    fprintf(f, ",\n    .width = %d, .height = %d, .batch = %d,\n", o->width, o->height, o->batch);
+    fprintf(f, "    .latent_c = %d, .latent_h = %d, .latent_w = %d, .seq_len = %d, .text_dim = %d,\n",
+            c->info.latent_channels, o->height / c->info.vae_scale, o->width / c->info.vae_scale, c->info.max_positions,
+            c->info.text_hidden);
+    fprintf(f, "    .guidance = ");
+    cfloat(f, (float)o->guidance);
+    fprintf(f, ", .scaling_factor = ");
+    cfloat(f, (float)c->info.scaling_factor);
+    fprintf(f, ", .clip_skip = %d,\n", o->clip_skip);
+    fprintf(f, "    .sched = {.kind = %d, .prediction = %d, .steps = %d, .n_evals = %d, .num_train_timesteps = %d,\n",
+            (int)sp->kind, (int)sp->prediction, sp->steps, sp->n_evals, sp->num_train_timesteps);
+    fprintf(f, "              .init_noise_sigma = ");
+    cfloat(f, sp->init_noise_sigma);
+    fprintf(f, ", .noise = %d, .eta = %.17g, .clip_sample = %d, .clip_range = ", (int)sp->noise, sp->eta, sp->clip_sample);
+    cfloat(f, sp->clip_range);
+    fprintf(f, ",\n              .timesteps = sched_timesteps, .in_scale = sched_in_scale, .sigmas = %s, .coef = sched_coef},\n",
+            sp->sigmas ? "sched_sigmas" : "NULL");
+    for (int p = 0; p < NPARTS; p++) graph_info(f, c, p);
+    fprintf(f, "    .op_kind_names = sdc_op_names, .n_op_kinds = %d,\n", OP_COUNT);
+    fprintf(f, "    .weights_id = 0x%016" PRIx64 "ull,\n", c->weights_id);
+    if (o->embed_weights)
+        fprintf(f, "    .embedded_weights = sdc_embedded_weights, .embedded_size = %" PRIu64 "ull,\n", c->weights_size);
+    fprintf(f, "};\n\nint main(int argc, char **argv) { return pipeline_main(&sdc_pipeline, argc, argv); }\n");
+    return atomic_commit(&af, err);
+}
+
+/* --- 6: cc ---------------------------------------------------------------------------- */
+
+static int run_cc(Compile *c, SdcErr *err)
+{
+    const char *cc = c->o->cc ? c->o->cc : getenv("CC") && *getenv("CC") ? getenv("CC") : "cc";
+    const char *inc = getenv("SDC_RUNTIME_INCLUDE") ? getenv("SDC_RUNTIME_INCLUDE") : SDC_SOURCE_DIR "/runtime";
+    const char *lib = getenv("SDC_RUNTIME_LIB") ? getenv("SDC_RUNTIME_LIB") : SDC_BINARY_DIR "/libsdc_runtime.a";
+    if (!path_exists(lib)) return sdc_err(err, "%s: the sdc runtime library is missing (build sdc, or set SDC_RUNTIME_LIB)", lib);
+    size_t n = strlen(c->o->out) + 32;
+    char *tmp = xmalloc(n), *log = xmalloc(n + 8);
+    snprintf(tmp, n, "%s.tmp.%ld", c->o->out, (long)getpid());
+    snprintf(log, n + 8, "%s.cc.log", tmp);
+    char incflag[PATH_MAX + 8];
+    snprintf(incflag, sizeof incflag, "-I%s", inc);
+    const char *argv[] = {cc, "-std=gnu17", "-O1", "-fopenmp", incflag, c->c_path, lib, "-lopenblas", "-lpng", "-lz",
+                          "-lcjson", "-lm", "-o", tmp, NULL};
+    pid_t pid = fork();
+    if (pid < 0) {
+        free(tmp), free(log);
+        return sdc_err(err, "cannot start the C compiler: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        FILE *lf = freopen(log, "w", stderr);
+        (void)lf;
+        if (!freopen("/dev/null", "w", stdout)) _exit(127);
+        execvp(cc, (char *const *)argv);
+        fprintf(stderr, "cannot run %s: %s\n", cc, strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int rc = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char *text = file_read_all(log, NULL, NULL);
+        char first[300] = "";
+        if (text) {
+            char *nl = strchr(text, '\n');
+            if (nl && nl[1]) nl = strchr(nl + 1, '\n'); /* the first two lines */
+            if (nl) *nl = 0;
+            for (char *s = text; *s; s++)
+                if (*s == '\n') *s = ' ';
+            snprintf(first, sizeof first, "%s", text);
+        }
+        free(text);
+        rc = sdc_err(err, "%s failed on %s: %s", cc, c->c_path, first);
+        unlink(tmp);
+    } else if (rename(tmp, c->o->out) != 0) {
+        rc = sdc_err(err, "%s: %s", c->o->out, strerror(errno));
+        unlink(tmp);
+    }
+    unlink(log);
+    free(tmp), free(log);
+    return rc;
+}
+
+static void free_parts(Compile *c)
+{
+    for (int p = 0; p < NPARTS; p++) {
+        graph_free(c->part[p].g);
+        memplan_free(&c->part[p].plan);
+        free(c->part[p].woff), free(c->part[p].wtensor);
+    }
+}
+
+static void describe(Compile *c)
+{
+    const CompileOptions *o = c->o;
+    snprintf(c->options, sizeof c->options,
+             "width=%d height=%d steps=%d sampler=%s guidance=%g batch=%d clip_skip=%d eta=%g backend=%s passes=%s%s%s",
+             o->width, o->height, o->steps, sampler_name(c->plan.kind), o->guidance, o->batch, o->clip_skip, o->eta,
+             o->backend, o->passes ? o->passes : pass_default_pipeline(), o->disabled ? " disabled=" : "",
+             o->disabled ? o->disabled : "");
+}
+
+int sdc_compile(const CompileOptions *o, SdcErr *err)
+{
+    Compile c = {.o = o, .nparts = NPARTS, .names = part_names};
+    int rc = -1;
+    if (o->steps < 1) return sdc_err(err, "--steps must be at least 1");
+    if (o->batch < 1) return sdc_err(err, "--batch must be at least 1");
+    if (o->embed_weights && strpbrk(o->out, "\"\\\n"))
+        return sdc_err(err, "--embed-weights: the output path must not contain quotes or backslashes");
+    c.cfg = o->guidance > 1.0;
+    size_t n = strlen(o->out) + 16;
+    c.weights_path = xmalloc(n);
+    c.c_path = xmalloc(n);
+    snprintf(c.weights_path, n, o->embed_weights ? "%s.weights.tmp" : "%s.weights", o->out);
+    snprintf(c.c_path, n, "%s.c", o->out);
+    if (model_open(&c.model, o->model, o->variant, err) < 0) goto done;
+    if (model_info(&c.model, &c.info, err) < 0) goto done;
+    if (plan_sampler(&c, err) < 0) goto done;
+    describe(&c);
+    if (import_parts(&c, err) < 0) goto done;
+    if (load_tokenizer(&c, err) < 0) goto done;
+    phase(&c, "writing %s", c.weights_path);
+    if (write_weights(&c, err) < 0) goto done;
+    phase(&c, "emitting %s", c.c_path);
+    if (emit_c(&c, err) < 0) goto done;
+    phase(&c, "compiling %s", o->out);
+    if (run_cc(&c, err) < 0) goto done;
+    rc = 0;
+done:
+    if (!o->keep_c) unlink(c.c_path);
+    if (o->embed_weights) unlink(c.weights_path);
+    free_parts(&c);
+    if (c.plan.timesteps) sched_plan_free(&c.plan);
+    free(c.vocab), free(c.merges), free(c.weights_path), free(c.c_path);
+    if (c.model.root) model_close(&c.model);
+    return rc;
+}
+
+/* --- compile-graph: one IR file into a test executable ------------------------------ */
+
+static void tensor_desc(FILE *f, const Node *n, const char *name)
+{
+    fprintf(f, "{\"%s\", %d, %d, {", name, !dtype_is_float(n->dtype), n->ndim);
+    for (int d = 0; d < n->ndim; d++) fprintf(f, d ? ", %" PRId64 : "%" PRId64, n->shape[d]);
+    fprintf(f, "}}");
+}
+
+static int emit_graph_main(Compile *c, SdcErr *err)
+{
+    AtomicFile af;
+    if (atomic_open(&af, c->c_path, err) < 0) return -1;
+    FILE *f = af.f;
+    const Graph *g = c->part[0].g;
+    fprintf(f, "/* Generated by sdc %s from %s. Do not edit. */\n", SDC_VERSION, c->o->model);
+    memplan_compute(g, &c->part[0].plan);
+    EmitGraph eg = {"standalone", 0, g, &c->part[0].plan, c->part[0].woff};
+    if (backend_find(c->o->backend)->emit_graphs(&eg, 1, f, err) < 0) {
+        atomic_abort(&af);
+        return -1;
+    }
+    int nin = 0;
+    for (int i = 0; i < g->n; i++) nin += g->nodes[i].op == OP_INPUT;
+    if (nin > SDC_STANDALONE_MAX_IO || g->nout > SDC_STANDALONE_MAX_IO) {
+        atomic_abort(&af);
+        return sdc_err(err, "%s: compile-graph handles at most %d inputs and outputs", c->o->model, SDC_STANDALONE_MAX_IO);
+    }
+    fprintf(f, "#include \"graph_main.h\"\n\nstatic const SdcStandaloneGraph sdc_graph = {graph_standalone, %" PRIu64
+               ", %d, %d, {", c->part[0].plan.peak, nin, g->nout);
+    for (int i = 0, k = 0; i < g->n; i++)
+        if (g->nodes[i].op == OP_INPUT) fputs(k++ ? ", " : "", f), tensor_desc(f, &g->nodes[i], g->nodes[i].name);
+    fprintf(f, "}, {");
+    for (int o = 0; o < g->nout; o++) fputs(o ? ", " : "", f), tensor_desc(f, &g->nodes[g->outputs[o]], g->nodes[g->outputs[o]].name);
+    fprintf(f, "}, 0x%016" PRIx64 "ull};\n\nint main(int argc, char **argv) { return graph_main(&sdc_graph, argc, argv); }\n",
+            c->weights_id);
+    return atomic_commit(&af, err);
+}
+
+int sdc_compile_graph(const CompileOptions *o, SdcErr *err)
+{
+    static const char *const names[1] = {"standalone"};
+    Compile c = {.o = o, .nparts = 1, .names = names};
+    snprintf(c.options, sizeof c.options, "graph %s passes=%s", o->model, o->passes ? o->passes : pass_default_pipeline());
+    int rc = -1;
+    size_t n = strlen(o->out) + 16;
+    c.weights_path = xmalloc(n);
+    c.c_path = xmalloc(n);
+    snprintf(c.weights_path, n, "%s.weights", o->out);
+    snprintf(c.c_path, n, "%s.c", o->out);
+    const Backend *be = backend_find(o->backend);
+    if (!be) {
+        sdc_err(err, "--backend: unknown backend \"%s\" (available: c)", o->backend);
+        goto done;
+    }
+    if (!(c.part[0].g = ir_parse_file(o->model, err))) goto done;
+    if (ir_verify(c.part[0].g, err) < 0) {
+        sdc_err_prefix(err, "%s", o->model);
+        goto done;
+    }
+    PassOptions po = {.pipeline = o->passes, .disabled = o->disabled, .print_after = o->print_after,
+                      .timing = o->timing, .verify = 1, .ir_out = stdout, .report = stderr};
+    if (pass_run_pipeline(c.part[0].g, &po, err) < 0 || backend_check(be, c.part[0].g, err) < 0) goto done;
+    if (write_weights(&c, err) < 0 || emit_graph_main(&c, err) < 0 || run_cc(&c, err) < 0) goto done;
+    rc = 0;
+done:
+    if (!o->keep_c) unlink(c.c_path);
+    free_parts(&c);
+    free(c.weights_path), free(c.c_path);
+    return rc;
+}
