@@ -1,0 +1,90 @@
+/* kernels_internal.h — what the runtime kernel files share (not for callers).
+ *
+ *   kernels.c           threads, OpenBLAS set-up, per-thread scratch
+ *   kernels_gemm.c      rt_gemm (the one GEMM entry point) and rt_matmul
+ *   kernels_conv.c      rt_conv2d (direct 1x1 GEMM, tiled im2col + GEMM)
+ *   kernels_attention.c rt_attention (tiled online softmax)
+ *   kernels_norm.c      rt_group_norm, rt_layer_norm, rt_softmax
+ *   kernels_eltwise.c   activations, rt_binary, upsampling, timestep embedding
+ *   kernels_vec.c       the vectorised inner loops every file above uses
+ *
+ * Determinism: every kernel cuts its work into tasks whose boundaries depend
+ * on the shapes only, never on the thread count, and every output element is
+ * reduced inside one task on one thread.  Threads only decide who runs which
+ * task, so 1 and N threads give bit-identical results.  OpenBLAS is told to
+ * use one thread and is only called from inside those tasks. */
+#ifndef SDC_KERNELS_INTERNAL_H
+#define SDC_KERNELS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kernels.h"
+
+/* ---- kernels.c ---------------------------------------------------------- */
+
+/* Called at the top of every kernel: the first call pins OpenBLAS to one
+ * thread (our OpenMP tasks call it concurrently; nesting its threads inside
+ * ours would oversubscribe the cores). */
+void rt_kernels_prepare(void);
+
+/* Per-thread scratch that grows and is never shrunk: each OpenMP thread
+ * keeps one buffer per slot for the life of the process.  The pointer is
+ * 64-byte aligned and valid until the same thread asks for the same slot
+ * again; contents are not preserved across growth. */
+typedef enum RtScratchSlot {
+    RT_SCRATCH_MAIN, /* im2col tile, attention score block */
+    RT_SCRATCH_AUX,  /* attention accumulator and row statistics */
+    RT_SCRATCH_COUNT
+} RtScratchSlot;
+float *rt_scratch(RtScratchSlot slot, size_t count);
+
+/* Largest scratch any one thread has held (bytes, all slots together). */
+size_t rt_scratch_peak_bytes(void);
+
+static inline int64_t rt_div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static inline int64_t rt_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t rt_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Kernels split their work so that at least this many tasks exist when the
+ * shapes allow it: enough to balance a few cores.  A constant (not the core
+ * count), so that the split, and hence the result, is the same everywhere. */
+#define RT_MIN_TASKS 8
+
+/* ---- kernels_gemm.c ----------------------------------------------------- */
+
+/* Row-major C[m,n] = alpha * op(A) op(B) + beta * C on the calling thread.
+ * op(A) is [m,k] (stored [k,m] with trans_a), op(B) is [k,n] (stored [n,k]
+ * with trans_b).  Every GEMM of the runtime goes through this function, so a
+ * hand-written micro-kernel can replace cblas_sgemm here and nowhere else.
+ * Its result must depend on its arguments only (not on the thread). */
+void rt_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
+             const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* ---- kernels_vec.c: inner loops, compiled for AVX-512, AVX2 and SSE2 ---- */
+
+float rt_vec_max(const float *x, int64_t n);
+/* y = exp(x - shift); returns the sum of y (accumulated in double lanes). */
+double rt_vec_exp_sum_d(float *y, const float *x, int64_t n, float shift);
+/* One step of the online softmax on a transposed score block st[nk][nq]
+ * (keys x queries, -inf where masked), per query r:
+ *   m' = max(mx[r], max_j st[j][r]);  factor[r] = exp(mx[r] - m');
+ *   st[j][r] = exp(st[j][r] - m');  sum[r] = sum[r] * factor[r] + sum_j st[j][r];
+ *   mx[r] = m'.   col: nq floats of scratch. */
+void rt_vec_softmax_step(float *st, int64_t nk, int64_t nq, float *mx, float *sum, float *factor, float *col);
+void rt_vec_scale(float *y, const float *x, int64_t n, float s);
+void rt_vec_scale_rows(float *y, int64_t rows, int64_t cols, const float *factor); /* y[r][:] *= factor[r] */
+void rt_vec_fill(float *y, int64_t n, float v);
+double rt_vec_sum_d(const float *x, int64_t n);
+double rt_vec_sq_dev_d(const float *x, int64_t n, double mean); /* sum (x-mean)^2 */
+/* y = (x - mean) * a + b, then silu(y) when silu is set. */
+void rt_vec_norm_channel(float *y, const float *x, int64_t n, float mean, float a, float b, int silu);
+/* y[i] = (x[i] - mean) * inv * gamma[i] + beta[i]. */
+void rt_vec_norm_row(float *y, const float *x, int64_t n, float mean, float inv, const float *gamma,
+                     const float *beta);
+void rt_vec_silu(float *y, const float *x, int64_t n);
+void rt_vec_gelu(float *y, const float *x, int64_t n);
+void rt_vec_quick_gelu(float *y, const float *x, int64_t n);
+/* y[i] = a[i*sa] op b[i*sb]; fast when the strides are 0 or 1. */
+void rt_vec_binary(RtBinaryOp op, int64_t n, const float *a, int64_t sa, const float *b, int64_t sb, float *y);
+
+#endif
