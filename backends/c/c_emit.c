@@ -51,6 +51,19 @@ static int64_t prod(const int64_t *s, int from, int to)
     return p;
 }
 
+/* A float literal for C that reads back as the same float32 ("1.0f", "1e-05f");
+ * rotating buffers so that several can appear in one printf. */
+static const char *cf(double v)
+{
+    static char bufs[8][40];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, 36, "%.9g", v);
+    if (!strpbrk(b, ".en")) strcat(b, ".0");
+    strcat(b, "f");
+    return b;
+}
+
 static const Node *in(const Emit *e, const Node *n, int k) { return &e->g->nodes[n->in[k]]; }
 
 static void emit_ints(FILE *o, const char *name, int n, const int64_t *v)
@@ -161,11 +174,11 @@ static void lower_unary(Emit *e, const Node *n, int id)
     case OP_GELU: fprintf(e->out, "        rt_gelu(%s, %s, %" PRId64 ");\n", xs, ys, numel); break;
     case OP_QUICK_GELU: fprintf(e->out, "        rt_quick_gelu(%s, %s, %" PRId64 ");\n", xs, ys, numel); break;
     case OP_SCALE:
-        fprintf(e->out, "        rt_scale(%s, %.9gf, %s, %" PRId64 ");\n", xs, node_float(n, "value", 1), ys, numel);
+        fprintf(e->out, "        rt_scale(%s, %s, %s, %" PRId64 ");\n", xs, cf(node_float(n, "value", 1)), ys, numel);
         break;
     case OP_CLAMP:
-        fprintf(e->out, "        rt_clamp(%s, %.9gf, %.9gf, %s, %" PRId64 ");\n", xs, node_float(n, "min", 0),
-                node_float(n, "max", 0), ys, numel);
+        fprintf(e->out, "        rt_clamp(%s, %s, %s, %s, %" PRId64 ");\n", xs, cf(node_float(n, "min", 0)),
+                cf(node_float(n, "max", 0)), ys, numel);
         break;
     default: break;
     }
@@ -180,8 +193,8 @@ static void lower_group_norm(Emit *e, const Node *n, int id)
     REF(ys, id);
     fprintf(e->out,
             "        static const GroupNormParams p = {.n = %" PRId64 ", .c = %" PRId64 ", .hw = %" PRId64
-            ", .groups = %" PRId64 ", .eps = %.9gf, .silu = 0};\n",
-            x->shape[0], x->shape[1], prod(x->shape, 2, x->ndim), node_int(n, "groups", 1), node_float(n, "eps", 1e-5));
+            ", .groups = %" PRId64 ", .eps = %s, .silu = 0};\n",
+            x->shape[0], x->shape[1], prod(x->shape, 2, x->ndim), node_int(n, "groups", 1), cf(node_float(n, "eps", 1e-5)));
     fprintf(e->out, "        rt_group_norm(&p, %s, %s, %s, %s);\n", xs, gs, bs, ys);
 }
 
@@ -192,8 +205,8 @@ static void lower_layer_norm(Emit *e, const Node *n, int id)
     REF(gs, n->in[1]);
     REF(bs, n->in[2]);
     REF(ys, id);
-    fprintf(e->out, "        static const LayerNormParams p = {.rows = %" PRId64 ", .cols = %" PRId64 ", .eps = %.9gf};\n",
-            prod(x->shape, 0, x->ndim - 1), x->shape[x->ndim - 1], node_float(n, "eps", 1e-5));
+    fprintf(e->out, "        static const LayerNormParams p = {.rows = %" PRId64 ", .cols = %" PRId64 ", .eps = %s};\n",
+            prod(x->shape, 0, x->ndim - 1), x->shape[x->ndim - 1], cf(node_float(n, "eps", 1e-5)));
     fprintf(e->out, "        rt_layer_norm(&p, %s, %s, %s, %s);\n", xs, gs, bs, ys);
 }
 
@@ -273,9 +286,9 @@ static void lower_timestep_embedding(Emit *e, const Node *n, int id)
     REF(ys, id);
     fprintf(e->out,
             "        static const TimestepEmbParams p = {.b = %" PRId64 ", .dim = %" PRId64
-            ", .flip_sin_to_cos = %d, .shift = %.9gf, .max_period = %.9gf, .scale = %.9gf};\n",
-            n->shape[0], n->shape[1], (int)node_int(n, "flip_sin_to_cos", 0), node_float(n, "shift", 0),
-            node_float(n, "max_period", 10000), node_float(n, "scale", 1));
+            ", .flip_sin_to_cos = %d, .shift = %s, .max_period = %s, .scale = %s};\n",
+            n->shape[0], n->shape[1], (int)node_int(n, "flip_sin_to_cos", 0), cf(node_float(n, "shift", 0)),
+            cf(node_float(n, "max_period", 10000)), cf(node_float(n, "scale", 1)));
     fprintf(e->out, "        rt_timestep_embedding(&p, %s, %s);\n", xs, ys);
 }
 
@@ -301,9 +314,9 @@ static void lower_attention(Emit *e, const Node *n, int id)
             "        static const AttentionParams p = {.b = %" PRId64 ", .lq = %" PRId64 ", .lk = %" PRId64
             ", .heads = %" PRId64 ", .dk = %" PRId64 ", .dv = %" PRId64 ",\n"
             "            .ldq = %" PRId64 ", .ldk = %" PRId64 ", .ldv = %" PRId64 ", .ldy = %" PRId64
-            ", .scale = %.9gf, .causal = %d, .upcast = %d};\n",
+            ", .scale = %s, .causal = %d, .upcast = %d};\n",
             q->shape[0], q->shape[1], k->shape[1], heads, q->shape[2] / heads, v->shape[2] / heads, q->shape[2],
-            k->shape[2], v->shape[2], n->shape[2], node_float(n, "scale", 1), (int)node_int(n, "causal", 0),
+            k->shape[2], v->shape[2], n->shape[2], cf(node_float(n, "scale", 1)), (int)node_int(n, "causal", 0),
             (int)node_int(n, "upcast", 0));
     fprintf(e->out, "        rt_attention(&p, %s, %s, %s, %s);\n", qs, ks, vs, ys);
 }
