@@ -12,7 +12,8 @@
  *       - UNet heads: SD 1.x has 8 heads in every attention
  *         ("attention_head_dim": 8 in diffusers' legacy naming);
  *       - norm_num_groups 32 (UNet and VAE), norm_eps 1e-5, VAE
- *         scaling_factor 0.18215, CLIP num_attention_heads = hidden / 64,
+ *         scaling_factor 0.18215, CLIP num_attention_heads = hidden / 64
+ *         (ViT-L/14 heads of 64 channels; 1 when hidden is not a multiple),
  *         quick_gelu, layer_norm_eps 1e-5;
  *       - the prediction type: v-prediction fine-tunes hold the same
  *         tensors as epsilon ones, so nothing here can tell them apart
@@ -73,9 +74,9 @@ typedef struct LdmRule {
 typedef struct LdmMap {
     const char *prefix; /* component prefix in the file */
     int n, cap;
-    LdmRule *rules;     /* sorted by `from` */
-    int text;           /* CLIP: every name maps through */
-    int text_model;     /* CLIP: the file has the "text_model." level */
+    LdmRule *rules; /* sorted by `from` */
+    int text;       /* CLIP: every name maps through */
+    int text_model; /* CLIP: the file has the "text_model." level */
 } LdmMap;
 
 /* Layer renames inside a module: diffusers name -> LDM name. */
@@ -84,15 +85,22 @@ typedef struct Inner {
     int view; /* the LDM tensor is a 1x1 conv standing for a linear */
 } Inner;
 
-static const Inner unet_resnet_inner[] = {
-    {"norm1", "in_layers.0", 0},         {"conv1", "in_layers.2", 0}, {"time_emb_proj", "emb_layers.1", 0},
-    {"norm2", "out_layers.0", 0},        {"conv2", "out_layers.3", 0}, {"conv_shortcut", "skip_connection", 0},
-    {NULL, NULL, 0}};
-static const Inner vae_resnet_inner[] = {{"norm1", "norm1", 0}, {"conv1", "conv1", 0},
-                                         {"norm2", "norm2", 0}, {"conv2", "conv2", 0},
-                                         {"conv_shortcut", "nin_shortcut", 0}, {NULL, NULL, 0}};
-static const Inner vae_attn_inner[] = {{"group_norm", "norm", 0}, {"to_q", "q", 1}, {"to_k", "k", 1},
-                                       {"to_v", "v", 1}, {"to_out.0", "proj_out", 1}, {NULL, NULL, 0}};
+static const Inner unet_resnet_inner[] = {{"norm1", "in_layers.0", 0},
+                                          {"conv1", "in_layers.2", 0},
+                                          {"time_emb_proj", "emb_layers.1", 0},
+                                          {"norm2", "out_layers.0", 0},
+                                          {"conv2", "out_layers.3", 0},
+                                          {"conv_shortcut", "skip_connection", 0},
+                                          {NULL, NULL, 0}};
+static const Inner vae_resnet_inner[] = {{"norm1", "norm1", 0},
+                                         {"conv1", "conv1", 0},
+                                         {"norm2", "norm2", 0},
+                                         {"conv2", "conv2", 0},
+                                         {"conv_shortcut", "nin_shortcut", 0},
+                                         {NULL, NULL, 0}};
+static const Inner vae_attn_inner[] = {
+    {"group_norm", "norm", 0},   {"to_q", "q", 1}, {"to_k", "k", 1}, {"to_v", "v", 1},
+    {"to_out.0", "proj_out", 1}, {NULL, NULL, 0}};
 
 /* ---- name maps -------------------------------------------------------- */
 
@@ -161,7 +169,7 @@ static int ldm_translate(void *ctx, const char *name, char *out, size_t len, int
         const LdmRule *r = map_find(m, module);
         if (!r) continue;
         const char *param = dot + 1;
-        const Inner *inner = r->kind == RULE_UNET_RESNET ? unet_resnet_inner
+        const Inner *inner = r->kind == RULE_UNET_RESNET  ? unet_resnet_inner
                              : r->kind == RULE_VAE_RESNET ? vae_resnet_inner
                              : r->kind == RULE_VAE_ATTN   ? vae_attn_inner
                                                           : NULL;
@@ -219,15 +227,13 @@ static const StTensor *need(const LdmCheckpoint *c, const char *prefix, const ch
     return t;
 }
 
-static cJSON *int_array(const int *v, int n)
-{
-    return cJSON_CreateIntArray(v, n);
-}
+static cJSON *int_array(const int *v, int n) { return cJSON_CreateIntArray(v, n); }
 
-static cJSON *str_array(const char *a, const char *b, const int *pick_a, int n)
+/* n strings: `yes` where pick[i] (or everywhere when pick is NULL), else `no`. */
+static cJSON *str_array(const char *yes, const char *no, const int *pick, int n)
 {
     cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(pick_a[i] ? a : b));
+    for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateString(!pick || pick[i] ? yes : no));
     return arr;
 }
 
@@ -235,11 +241,11 @@ static cJSON *str_array(const char *a, const char *b, const int *pick_a, int n)
 
 typedef struct UnetShape {
     int in_ch, out_ch, model_ch, temb_dim, conv_in_k, conv_out_k;
-    int n;                           /* resolution levels */
-    int layers;                      /* resnets per down block (SD: num_res_blocks) */
-    int ch[LDM_MAX_BLOCKS];          /* block_out_channels */
-    int attn_down[LDM_MAX_BLOCKS];   /* down block i has transformers */
-    int attn_up[LDM_MAX_BLOCKS];     /* up block i has transformers */
+    int n;                         /* resolution levels */
+    int layers;                    /* resnets per down block (SD: num_res_blocks) */
+    int ch[LDM_MAX_BLOCKS];        /* block_out_channels */
+    int attn_down[LDM_MAX_BLOCKS]; /* down block i has transformers */
+    int attn_up[LDM_MAX_BLOCKS];   /* up block i has transformers */
     int context, linear, tlayers;
 } UnetShape;
 
@@ -262,16 +268,19 @@ static int unet_shape(const LdmCheckpoint *c, UnetShape *u, SdcErr *err)
     for (int k = 1;; k++) {
         if (find_fmt(f, "%sinput_blocks.%d.0.op.weight", p, k)) {
             if (per_level[level] == 0 || level + 1 == LDM_MAX_BLOCKS)
-                return sdc_err(err, "%s: %sinput_blocks.%d: unexpected downsampler (not an SD 1.x UNet)", c->path, p, k);
+                return sdc_err(err, "%s: %sinput_blocks.%d: unexpected downsampler (not an SD 1.x UNet)", c->path, p,
+                               k);
             level++;
             continue;
         }
         t = find_fmt(f, "%sinput_blocks.%d.0.out_layers.3.weight", p, k);
         if (!t) break;
         int attn = find_fmt(f, "%sinput_blocks.%d.1.norm.weight", p, k) != NULL;
-        if (per_level[level] == 0) u->ch[level] = (int)t->shape[0], u->attn_down[level] = attn;
+        if (per_level[level] == 0)
+            u->ch[level] = (int)t->shape[0], u->attn_down[level] = attn;
         else if (u->ch[level] != t->shape[0] || u->attn_down[level] != attn)
-            return sdc_err(err, "%s: %sinput_blocks.%d: differs from the other resnets of its level (not an SD 1.x UNet)",
+            return sdc_err(err,
+                           "%s: %sinput_blocks.%d: differs from the other resnets of its level (not an SD 1.x UNet)",
                            c->path, p, k);
         per_level[level]++;
     }
@@ -281,8 +290,8 @@ static int unet_shape(const LdmCheckpoint *c, UnetShape *u, SdcErr *err)
     u->layers = per_level[0];
     for (int i = 1; i < u->n; i++)
         if (per_level[i] != u->layers)
-            return sdc_err(err, "%s: %sinput_blocks: %d resnets at level %d but %d at level 0 (not supported)", c->path, p,
-                           per_level[i], i, u->layers);
+            return sdc_err(err, "%s: %sinput_blocks: %d resnets at level %d but %d at level 0 (not supported)", c->path,
+                           p, per_level[i], i, u->layers);
 
     /* output_blocks: layers+1 per level, coarsest first */
     for (int i = 0; i < u->n; i++)
@@ -292,9 +301,11 @@ static int unet_shape(const LdmCheckpoint *c, UnetShape *u, SdcErr *err)
                 return sdc_err(err, "%s: %soutput_blocks.%d.0.out_layers.3.weight: missing (input_blocks imply %d)",
                                c->path, p, k, u->n * (u->layers + 1));
             int attn = find_fmt(f, "%soutput_blocks.%d.1.norm.weight", p, k) != NULL;
-            if (j == 0) u->attn_up[i] = attn;
+            if (j == 0)
+                u->attn_up[i] = attn;
             else if (attn != u->attn_up[i])
-                return sdc_err(err, "%s: %soutput_blocks.%d: transformers on some resnets of a level only (not supported)",
+                return sdc_err(err,
+                               "%s: %soutput_blocks.%d: transformers on some resnets of a level only (not supported)",
                                c->path, p, k);
         }
 
@@ -411,13 +422,11 @@ static int vae_shape(const LdmCheckpoint *c, VaeShape *v, SdcErr *err)
 
 static cJSON *vae_config(const VaeShape *v)
 {
-    int ones[LDM_MAX_BLOCKS];
-    for (int i = 0; i < v->n; i++) ones[i] = 1;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "_class_name", "AutoencoderKL");
     cJSON_AddStringToObject(o, "act_fn", "silu");
     cJSON_AddItemToObject(o, "block_out_channels", int_array(v->ch, v->n));
-    cJSON_AddItemToObject(o, "down_block_types", str_array("DownEncoderBlock2D", "", ones, v->n));
+    cJSON_AddItemToObject(o, "down_block_types", str_array("DownEncoderBlock2D", NULL, NULL, v->n));
     cJSON_AddNumberToObject(o, "in_channels", v->in_ch);
     cJSON_AddNumberToObject(o, "latent_channels", v->latent);
     cJSON_AddNumberToObject(o, "layers_per_block", v->layers);
@@ -425,7 +434,7 @@ static cJSON *vae_config(const VaeShape *v)
     cJSON_AddNumberToObject(o, "out_channels", v->out_ch);
     cJSON_AddNumberToObject(o, "sample_size", 512);
     cJSON_AddNumberToObject(o, "scaling_factor", 0.18215);
-    cJSON_AddItemToObject(o, "up_block_types", str_array("UpDecoderBlock2D", "", ones, v->n));
+    cJSON_AddItemToObject(o, "up_block_types", str_array("UpDecoderBlock2D", NULL, NULL, v->n));
     if (!v->mid_attn) cJSON_AddBoolToObject(o, "mid_block_add_attention", 0);
     if (!v->quant_conv) cJSON_AddBoolToObject(o, "use_quant_conv", 0);
     if (!v->post_quant_conv) cJSON_AddBoolToObject(o, "use_post_quant_conv", 0);
@@ -491,12 +500,15 @@ static int text_config(const LdmCheckpoint *c, cJSON **out, LdmMap **map, SdcErr
     int tm = find_fmt(f, "%stext_model.embeddings.token_embedding.weight", p) != NULL;
     const char *lv = tm ? "text_model." : "";
     const StTensor *tok = find_fmt(f, "%s%sembeddings.token_embedding.weight", p, lv);
-    if (!tok) return sdc_err(err, "%s: cond_stage_model: not a CLIP text model (no %stext_model.embeddings.token_embedding.weight)",
-                             c->path, p);
+    if (!tok)
+        return sdc_err(
+            err, "%s: cond_stage_model: not a CLIP text model (no %stext_model.embeddings.token_embedding.weight)",
+            c->path, p);
     const StTensor *pos = find_fmt(f, "%s%sembeddings.position_embedding.weight", p, lv);
     const StTensor *fc1 = find_fmt(f, "%s%sencoder.layers.0.mlp.fc1.weight", p, lv);
     if (tok->ndim != 2 || !pos || pos->ndim != 2 || !fc1 || fc1->ndim != 2)
-        return sdc_err(err, "%s: %s%s: not a CLIP text model (embeddings or layer 0 missing or misshapen)", c->path, p, lv);
+        return sdc_err(err, "%s: %s%s: not a CLIP text model (embeddings or layer 0 missing or misshapen)", c->path, p,
+                       lv);
     int layers = 0;
     while (find_fmt(f, "%s%sencoder.layers.%d.self_attn.q_proj.weight", p, lv, layers)) layers++;
     int hidden = (int)tok->shape[1];
@@ -548,8 +560,7 @@ static int apply_overrides(LdmCheckpoint *c, cJSON **cfgs, SdcErr *err)
     Cfg o;
     int rc = cfg_load(&o, path, path, err);
     cJSON *sub = NULL;
-    if (rc == 0)
-        cJSON_ArrayForEach(sub, o.root)
+    if (rc == 0) cJSON_ArrayForEach(sub, o.root)
         {
             int i = 0;
             while (i < LDM_NSUB && strcmp(sub_names[i], sub->string) != 0) i++;
@@ -582,34 +593,39 @@ static int apply_overrides(LdmCheckpoint *c, cJSON **cfgs, SdcErr *err)
 
 /* ---- the checkpoint ------------------------------------------------------------- */
 
-int ldm_detect(const StFile *f)
-{
-    return has_prefix(f, sub_prefix[LDM_UNET]);
-}
+int ldm_detect(const StFile *f) { return has_prefix(f, sub_prefix[LDM_UNET]); }
 
 /* What the file is, when it is not an SD 1.x checkpoint: -1 with the reason. */
 static int refuse_others(const LdmCheckpoint *c, SdcErr *err)
 {
     const StFile *f = &c->file;
     if (has_prefix(f, "conditioner."))
-        return sdc_err(err, "%s: SDXL single-file checkpoints (conditioner.* keys) are not supported; use the diffusers folder",
-                       c->path);
+        return sdc_err(
+            err, "%s: SDXL single-file checkpoints (conditioner.* keys) are not supported; use the diffusers folder",
+            c->path);
     if (has_prefix(f, "cond_stage_model.model."))
-        return sdc_err(err, "%s: SD 2.x single-file checkpoints (OpenCLIP text encoder) are not supported; use the diffusers folder",
-                       c->path);
+        return sdc_err(
+            err,
+            "%s: SD 2.x single-file checkpoints (OpenCLIP text encoder) are not supported; use the diffusers folder",
+            c->path);
     if (!ldm_detect(f)) {
         if (st_find(f, "conv_in.weight") || st_find(f, "text_model.embeddings.token_embedding.weight") ||
             st_find(f, "decoder.conv_in.weight"))
-            return sdc_err(err, "%s: one component of a diffusers model, not a single-file checkpoint; pass the diffusers folder",
-                           c->path);
-        return sdc_err(err, "%s: not a single-file Stable Diffusion checkpoint (no model.diffusion_model.* tensors)", c->path);
+            return sdc_err(
+                err, "%s: one component of a diffusers model, not a single-file checkpoint; pass the diffusers folder",
+                c->path);
+        return sdc_err(err, "%s: not a single-file Stable Diffusion checkpoint (no model.diffusion_model.* tensors)",
+                       c->path);
     }
     const StTensor *k = find_fmt(f, "%smiddle_block.1.transformer_blocks.0.attn2.to_k.weight", sub_prefix[LDM_UNET]);
     if (k && k->ndim == 2 && k->shape[1] == 1024)
-        return sdc_err(err, "%s: SD 2.x single-file checkpoints (UNet context width 1024) are not supported; use the diffusers folder",
-                       c->path);
+        return sdc_err(
+            err,
+            "%s: SD 2.x single-file checkpoints (UNet context width 1024) are not supported; use the diffusers folder",
+            c->path);
     if (has_prefix(f, "model.diffusion_model.label_emb."))
-        return sdc_err(err, "%s: class-conditioned UNets (model.diffusion_model.label_emb.*) are not supported", c->path);
+        return sdc_err(err, "%s: class-conditioned UNets (model.diffusion_model.label_emb.*) are not supported",
+                       c->path);
     return 0;
 }
 
@@ -632,7 +648,8 @@ int ldm_open(LdmCheckpoint *c, const char *path, SdcErr *err)
         rc = vae_shape(c, &v, err);
         if (rc == 0) cfgs[LDM_VAE] = vae_config(&v), maps[LDM_VAE] = vae_map(&v);
     }
-    if (rc == 0 && has_prefix(&c->file, "cond_stage_model.")) rc = text_config(c, &cfgs[LDM_TEXT], &maps[LDM_TEXT], err);
+    if (rc == 0 && has_prefix(&c->file, "cond_stage_model."))
+        rc = text_config(c, &cfgs[LDM_TEXT], &maps[LDM_TEXT], err);
     if (rc == 0) rc = apply_overrides(c, cfgs, err);
     for (int i = 0; i < LDM_NSUB; i++) {
         if (cfgs[i] && rc == 0) c->config[i] = cJSON_Print(cfgs[i]);
