@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "presets.h"
 #include "random_model.h"
 
 int cmd_random_model(int argc, char **argv)
@@ -14,16 +13,17 @@ int cmd_random_model(int argc, char **argv)
     int force = 0, quiet = 0;
     const OptSpec opts[] = {
         {"-o", ARG_STR, &out, "DIR", "the model folder to create (required)"},
-        {"--seed", ARG_INT, &seed, "N", "seed of the weights (default 0); same seed, same bytes", 0, 9223372036854775807.0},
+        {"--seed", ARG_INT, &seed, "N", "seed of the weights (default 0); same seed, same bytes", 0, 1e18},
         {"--dtype", ARG_STR, &dtype, "f32|f16", "element type of the weight files (default f32)"},
         {"--force", ARG_BOOL, &force, "", "replace DIR if it is a model folder"},
         {"--quiet", ARG_BOOL, &quiet, "", "no progress on stderr"},
     };
-    const CmdSpec spec = {"random-model", "sdc random-model PRESET_OR_CONFIG_DIR -o DIR [--seed N] [--dtype f32|f16] [--force]",
-                          "Writes a diffusers model folder (configs, tokenizer, safetensors weights) with seeded random "
-                          "weights.\nPresets: tiny, sd15 (runwayml/stable-diffusion-v1-5), sd21 "
-                          "(stabilityai/stable-diffusion-2-1);\nor a folder with unet/, vae/ and text_encoder/config.json.",
-                          1, 1, opts, sizeof opts / sizeof opts[0]};
+    const CmdSpec spec = {
+        "random-model", "sdc random-model PRESET_OR_CONFIG_DIR -o DIR [--seed N] [--dtype f32|f16] [--force]",
+        "Writes a diffusers model folder (configs, tokenizer, safetensors weights) with seeded random weights.\n"
+        "Presets: tiny, sd15 (runwayml/stable-diffusion-v1-5), sd21 (stabilityai/stable-diffusion-2-1);\n"
+        "or a folder with unet/, vae/ and text_encoder/config.json (a preset name wins: write ./NAME for a folder).",
+        1, 1, opts, sizeof opts / sizeof opts[0]};
     const char *pos[1];
     int npos;
     SdcErr err = {{0}};
