@@ -95,8 +95,9 @@ void pipeline_weights_id_str(uint64_t id, char buf[32]);
 int pipeline_main(const SdcPipeline *p, int argc, char **argv);
 
 /* Per-node profiling hooks for generated code (cheap when off): --bench
- * turns sdc_prof_on on for its timed runs; out-of-range graph/node indices
- * are ignored. */
+ * turns sdc_prof_on on for its timed runs.  Call sdc_prof_node from the
+ * thread that called the graph function (not from inside a parallel
+ * region); out-of-range graph/node indices are ignored. */
 extern int sdc_prof_on;
 void sdc_prof_node(int graph, int node, double seconds);
 double sdc_prof_now(void);
