@@ -12,6 +12,7 @@
  *   6. compile and link against the runtime. */
 #include "compile.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -67,6 +68,7 @@ typedef struct Compile {
     char pad_token[64];
     int max_length;
     char *weights_path, *c_path;
+    char scratch[64]; /* where passes write the constants they compute; removed at the end */
     uint64_t weights_id, weights_size;
     char options[1024];
     int cfg; /* classifier-free guidance */
@@ -116,7 +118,8 @@ static int import_parts(Compile *c, SdcErr *err)
         free(g->name);
         g->name = xstrdup(part_names[p]);
         PassOptions po = {.pipeline = o->passes, .disabled = o->disabled, .print_after = o->print_after,
-                          .timing = o->timing, .verify = 1, .ir_out = stdout, .report = stderr};
+                          .timing = o->timing, .verify = 1, .ir_out = stdout, .report = stderr,
+                          .scratch_dir = c->scratch, .n_steps = c->plan.n_evals, .timesteps = c->plan.timesteps};
         if (pass_run_pipeline(g, &po, err) < 0) return sdc_err_prefix(err, "%s", part_names[p]);
         if (backend_check(be, g, err) < 0) return -1;
     }
@@ -465,6 +468,22 @@ static int run_cc(Compile *c, SdcErr *err)
     return rc;
 }
 
+/* Removes the scratch folder and the files passes wrote into it. */
+static void remove_tree(const char *dir)
+{
+    if (!dir[0]) return;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            char *p = path_join(dir, e->d_name);
+            unlink(p);
+            free(p);
+        }
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
 static void free_parts(Compile *c)
 {
     for (int p = 0; p < NPARTS; p++) {
@@ -498,6 +517,12 @@ int sdc_compile(const CompileOptions *o, SdcErr *err)
     c.c_path = xmalloc(n);
     snprintf(c.weights_path, n, o->embed_weights ? "%s.weights.tmp" : "%s.weights", o->out);
     snprintf(c.c_path, n, "%s.c", o->out);
+    snprintf(c.scratch, sizeof c.scratch, "/tmp/sdc-compile-XXXXXX");
+    if (!mkdtemp(c.scratch)) {
+        c.scratch[0] = 0;
+        sdc_err(err, "cannot create a temporary folder: %s", strerror(errno));
+        goto done;
+    }
     if (model_open(&c.model, o->model, o->variant, err) < 0) goto done;
     if (model_info(&c.model, &c.info, err) < 0) goto done;
     if (plan_sampler(&c, err) < 0) goto done;
@@ -514,6 +539,7 @@ int sdc_compile(const CompileOptions *o, SdcErr *err)
 done:
     if (!o->keep_c) unlink(c.c_path);
     if (o->embed_weights) unlink(c.weights_path);
+    remove_tree(c.scratch);
     free_parts(&c);
     if (c.plan.timesteps) sched_plan_free(&c.plan);
     free(c.vocab), free(c.merges), free(c.weights_path), free(c.c_path);
@@ -576,18 +602,25 @@ int sdc_compile_graph(const CompileOptions *o, SdcErr *err)
         sdc_err(err, "--backend: unknown backend \"%s\" (available: c)", o->backend);
         goto done;
     }
+    snprintf(c.scratch, sizeof c.scratch, "/tmp/sdc-compile-XXXXXX");
+    if (!mkdtemp(c.scratch)) {
+        c.scratch[0] = 0;
+        sdc_err(err, "cannot create a temporary folder: %s", strerror(errno));
+        goto done;
+    }
     if (!(c.part[0].g = ir_parse_file(o->model, err))) goto done;
     if (ir_verify(c.part[0].g, err) < 0) {
         sdc_err_prefix(err, "%s", o->model);
         goto done;
     }
     PassOptions po = {.pipeline = o->passes, .disabled = o->disabled, .print_after = o->print_after,
-                      .timing = o->timing, .verify = 1, .ir_out = stdout, .report = stderr};
+                      .timing = o->timing, .verify = 1, .ir_out = stdout, .report = stderr, .scratch_dir = c.scratch};
     if (pass_run_pipeline(c.part[0].g, &po, err) < 0 || backend_check(be, c.part[0].g, err) < 0) goto done;
     if (write_weights(&c, err) < 0 || emit_graph_main(&c, err) < 0 || run_cc(&c, err) < 0) goto done;
     rc = 0;
 done:
     if (!o->keep_c) unlink(c.c_path);
+    remove_tree(c.scratch);
     free_parts(&c);
     free(c.weights_path), free(c.c_path);
     return rc;

@@ -9,7 +9,7 @@
 
 int cmd_opt(int argc, char **argv)
 {
-    const char *passes = NULL, *disable = NULL, *print_after = NULL, *out = NULL;
+    const char *passes = NULL, *disable = NULL, *print_after = NULL, *out = NULL, *scratch = NULL, *steps = NULL;
     int timing = 0, no_verify = 0;
     const OptSpec opts[] = {
         {"--passes", ARG_STR, &passes, "A,B,C", "passes to run, in order (default: canonicalize,cse,dce; empty: none)"},
@@ -18,6 +18,8 @@ int cmd_opt(int argc, char **argv)
         {"--timing", ARG_BOOL, &timing, "", "print time and counters of each pass on stderr"},
         {"--no-verify", ARG_BOOL, &no_verify, "", "do not verify after each pass"},
         {"-o", ARG_STR, &out, "FILE", "write the result to FILE instead of stdout"},
+        {"--timesteps", ARG_STR, &steps, "T1,T2,...", "the sampler's timesteps, for passes that specialise on them"},
+        {"--scratch-dir", ARG_STR, &scratch, "DIR", "where passes may write the constants they compute"},
     };
     const CmdSpec spec = {"opt", "sdc opt FILE.ir [options]",
                           "Parses FILE.ir, verifies it, runs the passes and prints the resulting IR.", 1, 1, opts,
@@ -34,8 +36,21 @@ int cmd_opt(int argc, char **argv)
         graph_free(g);
         return cli_fail(&err);
     }
+    float timesteps[1024];
+    int n_steps = 0;
+    for (const char *s = steps; s && *s && n_steps < 1024;) {
+        char *end;
+        timesteps[n_steps++] = strtof(s, &end);
+        if (end == s || (*end && *end != ',')) {
+            sdc_err(&err, "--timesteps: \"%s\" is not a comma-separated list of numbers", steps);
+            graph_free(g);
+            return cli_fail(&err);
+        }
+        s = *end ? end + 1 : end;
+    }
     PassOptions po = {.pipeline = passes, .disabled = disable, .print_after = print_after, .timing = timing,
-                      .verify = !no_verify, .ir_out = stderr, .report = stderr};
+                      .verify = !no_verify, .ir_out = stderr, .report = stderr, .scratch_dir = scratch,
+                      .n_steps = n_steps, .timesteps = timesteps};
     if (pass_run_pipeline(g, &po, &err) < 0) {
         graph_free(g);
         return cli_fail(&err);

@@ -70,7 +70,14 @@ typedef struct Node {
     double *cdense;   /* CONST_DENSE: numel values (or 1 value, splatted) */
     int64_t ndense;
     int line, col; /* where the parser found it (0 when built) */
+    /* When the value is computed: NODE_STAGE_CALL on every call of the graph,
+     * NODE_STAGE_PROMPT once per prompt (hoist-text-kv marks values that
+     * depend only on the text; the backend keeps them across calls).
+     * Printed after the type as "@prompt".  The interpreter ignores it. */
+    int stage;
 } Node;
+
+enum { NODE_STAGE_CALL = 0, NODE_STAGE_PROMPT = 1 };
 
 typedef struct Graph {
     char *name;

@@ -61,7 +61,11 @@ void memplan_compute(const Graph *g, MemPlan *p)
         else if (nd->op == OP_CONST) p->kind[i] = BUF_WEIGHT;
         else if (nd->op == OP_RESHAPE) p->root[i] = p->root[nd->in[0]], p->kind[i] = p->kind[p->root[i]],
                                        p->offset[i] = -1;
-        else p->kind[i] = BUF_ARENA;
+        else if (nd->stage == NODE_STAGE_PROMPT) {
+            p->kind[i] = BUF_PERSIST;
+            p->offset[i] = (int64_t)p->persist_bytes;
+            p->persist_bytes += align_up(node_bytes(nd));
+        } else p->kind[i] = BUF_ARENA;
     }
     /* outputs write straight into the caller's buffers (a view or a leaf that
      * is an output is copied there by the backend, so it keeps its own kind) */

@@ -15,7 +15,9 @@
 
 #define MEMPLAN_ALIGN 64
 
-typedef enum BufKind { BUF_NONE, BUF_ARENA, BUF_INPUT, BUF_OUTPUT, BUF_WEIGHT } BufKind;
+/* BUF_PERSIST: a value computed once per prompt (Node.stage) that must
+ * survive between calls: it lives in a buffer of its own, not the arena. */
+typedef enum BufKind { BUF_NONE, BUF_ARENA, BUF_INPUT, BUF_OUTPUT, BUF_WEIGHT, BUF_PERSIST } BufKind;
 
 typedef struct MemPlan {
     int n;
@@ -25,6 +27,7 @@ typedef struct MemPlan {
     int *first, *last; /* live range of each root, in node order */
     uint64_t peak;        /* arena size */
     uint64_t lower_bound; /* the most bytes live at once */
+    uint64_t persist_bytes; /* the once-per-prompt values */
     int peak_at;          /* a node where lower_bound is reached */
 } MemPlan;
 

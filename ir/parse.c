@@ -302,8 +302,14 @@ static int read_node(Parser *ps)
         } while (accept(ps, ','));
         if (expect(ps, '}')) return -1;
     }
-    if (expect(ps, ':')) return -1;
-    return read_type(ps, &n->dtype, &n->ndim, n->shape);
+    if (expect(ps, ':') || read_type(ps, &n->dtype, &n->ndim, n->shape)) return -1;
+    if (accept(ps, '@')) {
+        char stage[32];
+        if (read_word(ps, stage, sizeof stage, "stage")) return -1;
+        if (strcmp(stage, "prompt") != 0) return perr(ps, "unknown stage \"@%s\" (only @prompt)", stage);
+        n->stage = NODE_STAGE_PROMPT;
+    }
+    return 0;
 }
 
 Graph *ir_parse(const char *text, const char *file, SdcErr *err)

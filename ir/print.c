@@ -91,7 +91,7 @@ static void print_node(const Graph *g, const Node *n, FILE *out)
         }
         fputc('}', out);
     }
-    fprintf(out, " : %s\n", node_type_str(n, buf, sizeof buf));
+    fprintf(out, " : %s%s\n", node_type_str(n, buf, sizeof buf), n->stage == NODE_STAGE_PROMPT ? " @prompt" : "");
 }
 
 void ir_print(const Graph *g, FILE *out)

@@ -39,6 +39,13 @@ static int verify_node(const Graph *g, int i, SdcErr *err)
             return sdc_err(err, "operand %d is not defined before its use", k);
     for (int a = 0; a < n->nattr; a++)
         if (!attr_known(op, n->attr[a].key)) return sdc_err(err, "%s has no attribute %s", op->name, n->attr[a].key);
+    /* a value computed once per prompt cannot depend on one computed per call */
+    if (n->stage == NODE_STAGE_PROMPT)
+        for (int k = 0; k < n->nin; k++) {
+            const Node *u = &g->nodes[n->in[k]];
+            if (u->stage != NODE_STAGE_PROMPT && u->op != OP_CONST && u->op != OP_INPUT)
+                return sdc_err(err, "@prompt value depends on %%%s, which is computed on every call", u->name);
+        }
     if (n->ndim < 0 || n->ndim > IR_MAX_DIMS) return sdc_err(err, "rank %d out of range", n->ndim);
     if (n->op == OP_CONST || n->op == OP_INPUT) return op->infer(g, (Node *)n, err);
     Node tmp = *n;

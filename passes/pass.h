@@ -47,6 +47,14 @@ struct PassOptions {
     int verify;                 /* verify after each pass (tests, debug) */
     FILE *ir_out;               /* where --print-ir-after goes (stdout by default) */
     FILE *report;               /* where timing goes (stderr by default) */
+    /* A folder where passes that compute new constants (folded weights,
+     * per-step tables) write them as safetensors files; the constant nodes
+     * then point there.  NULL: such passes do nothing (sdc opt, tests). */
+    const char *scratch_dir;
+    /* The sampler's timesteps when they are fixed (sdc compile): passes
+     * that specialise on the step read them.  n_steps == 0: unknown. */
+    int n_steps;
+    const float *timesteps;
 };
 
 /* Checks that every name in a comma-separated list is a registered pass. */

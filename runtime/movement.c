@@ -71,3 +71,15 @@ _Noreturn void sdc_bad_token(void)
     fprintf(stderr, "sdc: internal error: a token id is outside the text encoder's embedding table\n");
     exit(2);
 }
+
+void *sdc_alloc(uint64_t bytes)
+{
+    uint64_t n = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (!p) {
+        fprintf(stderr, "sdc: out of memory (%llu bytes)\n", (unsigned long long)bytes);
+        exit(2);
+    }
+    memset(p, 0, n ? n : 64);
+    return p;
+}

@@ -22,6 +22,10 @@ void rt_causal_mask(const float *x, int64_t mats, int64_t lq, int64_t lk, float 
  * (the compiler checks the tokenizer against the table, so this is a bug):
  * prints the reason and exits with status 2. */
 _Noreturn void sdc_bad_token(void);
+/* Zeroed, 64-byte aligned memory that generated code keeps for the life of
+ * the process (values computed once per prompt); exits with status 2 when
+ * memory runs out. */
+void *sdc_alloc(uint64_t bytes);
 void rt_scale(const float *x, float value, float *y, int64_t n);
 void rt_clamp(const float *x, float lo, float hi, float *y, int64_t n);
 

@@ -111,7 +111,7 @@ static int graph_check(const SdcGraphInfo *g, const char *what, int nin, const i
         return sdc_err(err, "%s: input 0 has %lld elements, not a batch of rows of %lld that divides %d", what,
                        (long long)g->in_numel[0], (long long)in_row[0], rows);
     for (int k = 0; k < nin; k++)
-        if (g->in_numel[k] != b * in_row[k])
+        if (in_row[k] > 0 && g->in_numel[k] != b * in_row[k]) /* in_row 0: one value per call (the step) */
             return sdc_err(err, "%s: input %d has %lld elements, expected %lld", what, k, (long long)g->in_numel[k],
                            (long long)(b * in_row[k]));
     for (int k = 0; k < nout; k++)
@@ -127,11 +127,14 @@ static int check_graphs(Runner *r, SdcErr *err)
     const SdcPipeline *p = r->p;
     const int64_t L = p->seq_len;
     int64_t te_in[] = {L}, te_out[] = {r->n_emb};
-    int64_t un_in[] = {r->n_lat, 1, r->n_emb}, un_out[] = {r->n_lat};
+    int64_t un_in[] = {r->n_lat, 1, r->n_emb, 0}, un_out[] = {r->n_lat};
     int64_t de_in[] = {r->n_lat}, de_out[] = {r->n_img};
     int64_t en_in[] = {r->n_img}, en_out[] = {r->n_lat, r->n_lat};
+    /* a UNet compiled with fold-time-embedding has a 4th input: the step index (one i64) */
+    if (p->unet.nin == 4 && p->unet.in_numel[3] != 1)
+        return sdc_err(err, "unet: input 3 (the step index) must have one element");
     if (graph_check(&p->text_encoder, "text encoder", 1, te_in, 1, te_out, r->rows, &r->te_batch, err) ||
-        graph_check(&p->unet, "unet", 3, un_in, 1, un_out, r->rows * r->B, &r->unet_batch, err) ||
+        graph_check(&p->unet, "unet", p->unet.nin == 4 ? 4 : 3, un_in, 1, un_out, r->rows * r->B, &r->unet_batch, err) ||
         graph_check(&p->vae_decoder, "vae decoder", 1, de_in, 1, de_out, r->B, &r->dec_batch, err))
         return -1;
     if (r->a->init_image) {
@@ -369,8 +372,9 @@ static void generate(Runner *r)
     Progress bar;
     progress_begin(&bar, "denoise", plan->n_evals - r->start, r->progress);
     const float g = p->guidance;
-    void *ins[] = {r->unet_in, r->unet_t, r->ehs}, *outs[] = {r->unet_out};
-    size_t in_b[] = {(size_t)n * sizeof(float), sizeof(float), (size_t)r->n_emb * sizeof(float)};
+    int64_t step = 0; /* the sampler's step index, for UNets with per-step tables */
+    void *ins[] = {r->unet_in, r->unet_t, r->ehs, &step}, *outs[] = {r->unet_out};
+    size_t in_b[] = {(size_t)n * sizeof(float), sizeof(float), (size_t)r->n_emb * sizeof(float), 0};
     size_t out_b[] = {(size_t)n * sizeof(float)};
     tm->n_steps = 0;
     for (int i = r->start; i < plan->n_evals; i++) {
@@ -378,6 +382,7 @@ static void generate(Runner *r)
         for (int row = 0; row < r->rows; row++)
             for (int64_t k = 0; k < nx; k++) r->unet_in[row * nx + k] = r->x[k] * scale;
         for (int j = 0; j < rb; j++) r->unet_t[j] = plan->timesteps[i];
+        step = i;
         if (r->ready < 0) r->ready = rt_now() - r->t_entry;
         tm->unet_step[tm->n_steps++] = run_graph(r, &p->unet, rb, r->unet_batch, ins, in_b, outs, out_b);
         const float *model_out = r->unet_out;

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # lit.sh FILE SDC FILECHECK — runs the "# RUN:" lines of a golden-text test.
 #
-# In a RUN line, %s is the test file, "sdc" the built binary and
-# "FileCheck" LLVM's FileCheck.  Each RUN line must succeed (pipefail); a
+# In a RUN line, %s is the test file, %t a fresh temporary folder, "sdc" the
+# built binary and "FileCheck" LLVM's FileCheck.  Each RUN line must succeed (pipefail); a
 # line starting "# RUN-FAIL:" must exit non-zero (its stderr can be piped
 # into FileCheck with 2>&1).
 set -u
 file=$1 sdc=$2 filecheck=$3
 [ -x "$filecheck" ] || { echo "lit.sh: FileCheck not found (install llvm-14-tools)"; exit 1; }
 n=0
+tmpdir=$(mktemp -d)
+trap 'rm -rf "$tmpdir"' EXIT
 while IFS= read -r line; do
   case "$line" in
     "# RUN:"*) mode=pass; cmd=${line#"# RUN:"} ;;
@@ -17,6 +19,7 @@ while IFS= read -r line; do
   esac
   n=$((n + 1))
   cmd=${cmd//%s/$file}
+  cmd=${cmd//%t/$tmpdir}
   cmd=$(printf '%s' "$cmd" | sed -E "s#(^ *|[|;(] *)sdc #\1$sdc #g; s#FileCheck#$filecheck#g")
   if [ $mode = pass ]; then
     bash -o pipefail -c "$cmd" || { echo "FAILED: $cmd"; exit 1; }

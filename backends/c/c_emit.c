@@ -36,6 +36,7 @@ static void ref(const Emit *e, int v, char *buf, size_t len)
     case BUF_WEIGHT:
         snprintf(buf, len, "((const %s *)(weights + %" PRId64 "))", ty, e->eg->weight_offset[p->root[v]]);
         break;
+    case BUF_PERSIST: snprintf(buf, len, "((%s *)(persist + %" PRId64 "))", ty, p->offset[v]); break;
     default: snprintf(buf, len, "NULL"); break;
     }
 }
@@ -374,6 +375,57 @@ static void print_ir_line(FILE *o, const Graph *g, const Node *n)
 
 static int is_profiled(const Node *n) { return n->op != OP_INPUT && n->op != OP_CONST && n->op != OP_RESHAPE; }
 
+static void emit_node(Emit *e, int i)
+{
+    const Node *n = &e->g->nodes[i];
+    print_ir_line(e->out, e->g, n);
+    fprintf(e->out, "    {\n        PROF_BEGIN;\n");
+    lower[n->op](e, n, i);
+    fprintf(e->out, "        PROF_END(%d, %d);\n    }\n", e->eg->index, e->prof_index++);
+}
+
+/* Values marked @prompt (hoist-text-kv) live in a buffer of the function's
+ * own and are recomputed only when the inputs they depend on change: the
+ * inputs are compared with a copy kept from the last computation, so the
+ * result is the same however the caller sequences its calls. */
+static void emit_prompt_stage(Emit *e)
+{
+    const Graph *g = e->g;
+    FILE *o = e->out;
+    char *used = xcalloc((size_t)g->n, 1);
+    uint64_t key_bytes = 0;
+    for (int i = 0; i < g->n; i++)
+        if (g->nodes[i].stage == NODE_STAGE_PROMPT)
+            for (int k = 0; k < g->nodes[i].nin; k++) {
+                int u = e->eg->plan->root[g->nodes[i].in[k]];
+                if (g->nodes[u].op == OP_INPUT && !used[u]) used[u] = 1, key_bytes += node_bytes(&g->nodes[u]);
+            }
+    fprintf(o, "    /* values computed once per prompt (@prompt): %" PRIu64 " bytes */\n", e->eg->plan->persist_bytes);
+    fprintf(o, "    static uint8_t *persist, *key;\n    static int valid;\n");
+    fprintf(o, "    if (!persist) persist = sdc_alloc(%" PRIu64 "), key = sdc_alloc(%" PRIu64 ");\n",
+            e->eg->plan->persist_bytes, key_bytes ? key_bytes : 1);
+    fprintf(o, "    int same = valid");
+    uint64_t at = 0;
+    for (int i = 0; i < g->n; i++)
+        if (used[i]) {
+            fprintf(o, " && memcmp(key + %" PRIu64 ", in[%" PRId64 "], %" PRIu64 ") == 0", at, e->eg->plan->offset[i],
+                    node_bytes(&g->nodes[i]));
+            at += node_bytes(&g->nodes[i]);
+        }
+    fprintf(o, ";\n    if (!same) {\n");
+    for (int i = 0; i < g->n; i++)
+        if (is_profiled(&g->nodes[i]) && g->nodes[i].stage == NODE_STAGE_PROMPT) emit_node(e, i);
+    at = 0;
+    for (int i = 0; i < g->n; i++)
+        if (used[i]) {
+            fprintf(o, "    memcpy(key + %" PRIu64 ", in[%" PRId64 "], %" PRIu64 ");\n", at, e->eg->plan->offset[i],
+                    node_bytes(&g->nodes[i]));
+            at += node_bytes(&g->nodes[i]);
+        }
+    fprintf(o, "    valid = 1;\n    }\n");
+    free(used);
+}
+
 static void emit_graph(Emit *e)
 {
     const Graph *g = e->g;
@@ -381,26 +433,27 @@ static void emit_graph(Emit *e)
     FILE *o = e->out;
     fprintf(o, "/* ==== graph %s: %d nodes, arena %" PRIu64 " bytes (lower bound %" PRIu64 ") ==== */\n\n", e->eg->name,
             g->n, p->peak, p->lower_bound);
-    /* profiling tables */
+    /* profiling tables, in the order the nodes are emitted: @prompt values first */
     int np = 0;
     fprintf(o, "static const char *const %s_node_names[] = {\n", e->eg->name);
-    for (int i = 0; i < g->n; i++)
-        if (is_profiled(&g->nodes[i])) fprintf(o, "    \"%%%s = %s\",\n", g->nodes[i].name, op_table[g->nodes[i].op].name), np++;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < g->n; i++)
+            if (is_profiled(&g->nodes[i]) && (g->nodes[i].stage == NODE_STAGE_PROMPT) == (pass == 0))
+                fprintf(o, "    \"%%%s = %s\",\n", g->nodes[i].name, op_table[g->nodes[i].op].name), np++;
     fprintf(o, "    NULL};\nstatic const unsigned char %s_node_kind[] = {", e->eg->name);
-    for (int i = 0, k = 0; i < g->n; i++)
-        if (is_profiled(&g->nodes[i])) fprintf(o, "%s%d", k++ ? ", " : "", (int)g->nodes[i].op);
+    for (int pass = 0, k = 0; pass < 2; pass++)
+        for (int i = 0; i < g->n; i++)
+            if (is_profiled(&g->nodes[i]) && (g->nodes[i].stage == NODE_STAGE_PROMPT) == (pass == 0))
+                fprintf(o, "%s%d", k++ ? ", " : "", (int)g->nodes[i].op);
     fprintf(o, "%s};\n\n", np ? "" : "0");
     fprintf(o, "static void graph_%s(uint8_t *arena, const uint8_t *weights, void *const *in, void *const *out)\n{\n",
             e->eg->name);
     fprintf(o, "    (void)arena, (void)weights, (void)in, (void)out;\n");
     e->prof_index = 0;
+    if (p->persist_bytes) emit_prompt_stage(e);
     for (int i = 0; i < g->n; i++) {
         const Node *n = &g->nodes[i];
-        if (!is_profiled(n)) continue;
-        print_ir_line(o, g, n);
-        fprintf(o, "    {\n        PROF_BEGIN;\n");
-        lower[n->op](e, n, i);
-        fprintf(o, "        PROF_END(%d, %d);\n    }\n", e->eg->index, e->prof_index++);
+        if (is_profiled(n) && n->stage != NODE_STAGE_PROMPT) emit_node(e, i);
     }
     /* outputs that are views, inputs, weights or repeated values are copied out */
     for (int o2 = 0; o2 < g->nout; o2++) {
