@@ -27,6 +27,26 @@ int parse_double(const char *s, double *out)
     return 0;
 }
 
+int parse_bytes(const char *s, uint64_t *out)
+{
+    static const struct {
+        const char *unit;
+        int shift;
+    } units[] = {{"", 0}, {"B", 0}, {"KiB", 10}, {"MiB", 20}, {"GiB", 30}, {"TiB", 40}};
+    if (*s < '0' || *s > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || v == 0) return -1;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0) {
+            if (v > (UINT64_MAX >> units[i].shift)) return -1;
+            *out = (uint64_t)v << units[i].shift;
+            return 0;
+        }
+    return -1;
+}
+
 void args_print_help(const CmdSpec *cmd, FILE *out)
 {
     fprintf(out, "usage: %s\n\n%s\n", cmd->usage, cmd->summary);

@@ -6,6 +6,9 @@
 #ifndef SDC_ARGS_H
 #define SDC_ARGS_H
 
+#include <stdint.h>
+#include <stdio.h>
+
 #include "err.h"
 
 typedef enum ArgKind { ARG_STR, ARG_INT, ARG_DOUBLE, ARG_BOOL, ARG_STRS } ArgKind;
@@ -43,5 +46,8 @@ void args_print_help(const CmdSpec *cmd, FILE *out);
 /* Parses a whole decimal integer / number; -1 on junk or overflow. */
 int parse_ll(const char *s, long long *out);
 int parse_double(const char *s, double *out);
+/* A byte count: digits with an optional unit B, KiB, MiB, GiB or TiB
+ * ("512MiB", "8GiB", "1048576"); -1 on junk, a zero or overflow. */
+int parse_bytes(const char *s, uint64_t *out);
 
 #endif

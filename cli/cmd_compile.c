@@ -36,11 +36,19 @@
     {"--embed-weights", ARG_BOOL, &(o).embed_weights, "", "put the weights inside the executable"},               \
     {"--keep-c", ARG_BOOL, &(o).keep_c, "", "keep the generated C next to the executable (OUT.c)"},               \
     {"--cc", ARG_STR, &(o).cc, "CC", "C compiler (default $CC or cc)"},                                            \
-    {"--quiet", ARG_BOOL, &(o).quiet, "", "no progress on stderr"}
+    {"--quiet", ARG_BOOL, &(o).quiet, "", "no progress on stderr"},                                                \
+    {"--max-memory", ARG_STR, &max_memory, "BYTES", "refuse a plan whose activations + weights exceed this (e.g. 8GiB)"}
 
-static void finish_ints(CompileOptions *o, long long w, long long h, long long steps, long long batch, long long clip_skip)
+/* Copies the numbers into o and checks what the table's ranges cannot. */
+static int finish_options(CompileOptions *o, long long w, long long h, long long steps, long long batch,
+                          long long clip_skip, const char *max_memory, SdcErr *err)
 {
     o->width = (int)w, o->height = (int)h, o->steps = (int)steps, o->batch = (int)batch, o->clip_skip = (int)clip_skip;
+    /* diffusers' pipelines refuse other sizes (check_inputs) */
+    if (w % 8 || h % 8) return sdc_err(err, "--width/--height: %lldx%lld: both must be multiples of 8", w, h);
+    if (max_memory && parse_bytes(max_memory, &o->max_memory) < 0)
+        return sdc_err(err, "--max-memory: \"%s\" is not a byte count (like 1073741824, 512MiB or 8GiB)", max_memory);
+    return 0;
 }
 
 int cmd_compile(int argc, char **argv)
@@ -48,6 +56,7 @@ int cmd_compile(int argc, char **argv)
     CompileOptions o;
     compile_options_default(&o);
     long long w = 512, h = 512, steps = 20, batch = 1, clip_skip = 0;
+    const char *max_memory = NULL;
     int print_pipeline = 0;
     const OptSpec opts[] = {
         {"-o", ARG_STR, &o.out, "EXE", "the executable to write (its weights go to EXE.weights)"},
@@ -70,7 +79,9 @@ int cmd_compile(int argc, char **argv)
         return cli_fail(&err);
     }
     o.model = pos[0];
-    finish_ints(&o, w, h, steps, batch, clip_skip);
+    if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, &err) < 0 ||
+        path_check_output("-o", o.out, &err) < 0)
+        return cli_fail(&err);
     return sdc_compile(&o, &err) < 0 ? cli_fail(&err) : 0;
 }
 
@@ -105,6 +116,7 @@ int cmd_run(int argc, char **argv)
     compile_options_default(&o);
     long long w = 512, h = 512, steps = 20, batch = 1, clip_skip = 0, seed = 0, threads = 0, bench = 0;
     int print_pipeline = 0, rebuild = 0;
+    const char *max_memory = NULL;
     double strength = 0.8;
     const char *prompt = NULL, *negative = NULL, *out = "out.png", *latents = NULL, *init = NULL, *strength_s = NULL;
     const OptSpec opts[] = {
@@ -134,7 +146,7 @@ int cmd_run(int argc, char **argv)
         return cli_fail(&err);
     }
     o.model = pos[0];
-    finish_ints(&o, w, h, steps, batch, clip_skip);
+    if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, &err) < 0) return cli_fail(&err);
     const char *home = getenv("XDG_CACHE_HOME");
     char dir[4096], exe[4200];
     if (home && *home) snprintf(dir, sizeof dir, "%s/sdc", home);
@@ -201,5 +213,6 @@ int cmd_compile_graph(int argc, char **argv)
     }
     o.model = pos[0];
     o.quiet = 1;
+    if (path_check_output("-o", o.out, &err) < 0) return cli_fail(&err);
     return sdc_compile_graph(&o, &err) < 0 ? cli_fail(&err) : 0;
 }

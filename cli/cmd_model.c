@@ -206,35 +206,37 @@ done:
     return rc;
 }
 
-static void print_stats_text(Component c, const GraphStats *st)
+static void print_stats_text(Component c, const Graph *g)
 {
-    printf("%-13s %8d nodes %14lld params %10.3f GFLOP %10.1f MB read %10.1f MB written\n", component_name(c), st->nodes,
-           (long long)st->params, st->flops / 1e9, st->bytes_read / 1e6, st->bytes_written / 1e6);
-}
-
-static void print_stats_json(Component c, const GraphStats *st, int first)
-{
-    printf("%s\n  \"%s\": {\"nodes\": %d, \"params\": %lld, \"param_bytes\": %.0f, \"flops\": %.0f, "
-           "\"bytes_moved\": %.0f, \"ops_by_kind\": {",
-           first ? "" : ",", component_name(c), st->nodes, (long long)st->params, st->param_bytes, st->flops,
-           st->bytes_read + st->bytes_written);
-    int k = 0;
+    GraphStats st;
+    MemStats m;
+    graph_stats(g, &st);
+    graph_mem_stats(g, &m);
+    printf("%s\n  %d nodes, %lld parameters, %.3f GFLOP per call\n", component_name(c), st.nodes, (long long)st.params,
+           st.flops / 1e9);
+    printf("  bytes moved %.1f MB, materialised %.1f MB; arena %.1f MiB planned, %.1f MiB lower bound\n",
+           (st.bytes_read + st.bytes_written) / 1e6, m.bytes_materialised / 1e6, m.planned_peak / 1048576.0,
+           m.lower_bound / 1048576.0);
+    printf("  ops:");
     for (int op = 0; op < OP_COUNT; op++)
-        if (st->ops_by_kind[op]) printf("%s\"%s\": %d", k++ ? ", " : "", op_table[op].name, st->ops_by_kind[op]);
-    printf("}}");
+        if (st.ops_by_kind[op]) printf(" %s=%d", op_table[op].name, st.ops_by_kind[op]);
+    printf("\n  largest buffers:");
+    for (int k = 0; k < m.nlargest && k < 3; k++)
+        printf(" %%%s (%.1f MiB)", g->nodes[m.largest[k]].name, node_bytes(&g->nodes[m.largest[k]]) / 1048576.0);
+    printf("\n");
 }
 
 int cmd_stats(int argc, char **argv)
 {
-    ModelArgs a = {.width = 512, .height = 512, .batch = 1, .passes = ""};
+    ModelArgs a = {.width = 512, .height = 512, .batch = 1, .passes = NULL};
     const OptSpec opts[] = {
         {"--component", ARG_STR, &a.comp, "NAME", "one component (default: all four)"},
         {"--width", ARG_INT, &a.width, "W", "image width in pixels (default 512)", 8, 16384},
         {"--height", ARG_INT, &a.height, "H", "image height in pixels (default 512)", 8, 16384},
         {"--batch", ARG_INT, &a.batch, "B", "batch size (default 1)", 1, 1024},
-        {"--passes", ARG_STR, &a.passes, "A,B", "passes to run before counting (default: none)"},
+        {"--passes", ARG_STR, &a.passes, "A,B", "passes to run before counting (default: the compile pipeline; empty: none)"},
         {"--variant", ARG_STR, &a.variant, "NAME", "prefer weight files of this variant (e.g. fp16)"},
-        {"--json", ARG_BOOL, &a.json, "", "print JSON"},
+        {"--json", ARG_BOOL, &a.json, "", "print JSON (one object; per component unless --component is given)"},
     };
     const CmdSpec spec = {"stats", "sdc stats MODEL [--component NAME] [--width W --height H --batch B] [--json]",
                           "Parameters, FLOPs and bytes of each component for one call at a fixed size.", 1, 1, opts,
@@ -248,8 +250,9 @@ int cmd_stats(int argc, char **argv)
     if (a.comp && parse_component(a.comp, &only, &err) < 0) return cli_fail(&err);
     Model m;
     if (model_open(&m, pos[0], a.variant, &err) < 0) return cli_fail(&err);
-    if (a.json) printf("{");
+    if (a.json && only == COMP_COUNT) printf("{");
     rc = 0;
+    int first = 1;
     for (int c = 0; c < COMP_COUNT && rc == 0; c++) {
         if (only != COMP_COUNT && c != (int)only) continue;
         ImportShape s;
@@ -265,13 +268,65 @@ int cmd_stats(int argc, char **argv)
             rc = 1;
             break;
         }
-        GraphStats st;
-        graph_stats(g, &st);
-        if (a.json) print_stats_json((Component)c, &st, only != COMP_COUNT || c == 0);
-        else print_stats_text((Component)c, &st);
+        if (a.json && only != COMP_COUNT) stats_print_json(g, stdout, "");
+        else if (a.json) printf("%s\n  \"%s\": ", first ? "" : ",", component_name((Component)c)), stats_print_json(g, stdout, "  ");
+        else print_stats_text((Component)c, g);
+        first = 0;
         graph_free(g);
     }
-    if (a.json && rc == 0) printf("\n}\n");
+    if (a.json && rc == 0) printf(only == COMP_COUNT ? "\n}\n" : "\n");
     model_close(&m);
     return rc ? cli_fail(&err) : 0;
+}
+
+int cmd_graph(int argc, char **argv)
+{
+    ModelArgs a = {.width = 512, .height = 512, .batch = 1, .passes = NULL};
+    int dot = 0;
+    const OptSpec opts[] = {
+        {"--component", ARG_STR, &a.comp, "NAME", "for a model: unet, vae-decoder, vae-encoder or text-encoder"},
+        {"--width", ARG_INT, &a.width, "W", "image width in pixels (default 512)", 8, 16384},
+        {"--height", ARG_INT, &a.height, "H", "image height in pixels (default 512)", 8, 16384},
+        {"--batch", ARG_INT, &a.batch, "B", "batch size (default 1)", 1, 1024},
+        {"--passes", ARG_STR, &a.passes, "A,B", "passes to run first (default: the compile pipeline; empty: none)"},
+        {"--dot", ARG_BOOL, &dot, "", "write Graphviz (the only format for now)"},
+        {"-o", ARG_STR, &a.out, "FILE", "write to FILE instead of stdout"},
+    };
+    const CmdSpec spec = {"graph", "sdc graph MODEL|FILE.ir [--component NAME] --dot [-o FILE.dot]",
+                          "Draws a graph (an IR file, or a model component) as Graphviz.", 1, 1, opts,
+                          sizeof opts / sizeof opts[0]};
+    const char *pos[1];
+    int npos;
+    SdcErr err = {{0}};
+    int rc = args_parse(&spec, argc, argv, pos, &npos, &err);
+    if (rc) return rc < 0 ? cli_fail(&err) : 0;
+    if (!dot) {
+        sdc_err(&err, "sdc graph: give the output format (--dot)");
+        return cli_fail(&err);
+    }
+    Graph *g = NULL;
+    size_t len = strlen(pos[0]);
+    if (len > 3 && strcmp(pos[0] + len - 3, ".ir") == 0) {
+        if (!(g = ir_parse_file(pos[0], &err)) || ir_verify(g, &err) < 0) return graph_free(g), cli_fail(&err);
+    } else {
+        Component c;
+        Model m;
+        ImportShape s;
+        if (parse_component(a.comp, &c, &err) < 0 || model_open(&m, pos[0], NULL, &err) < 0) return cli_fail(&err);
+        if (shape_for_image(&m, c, a.width, a.height, a.batch, &s, &err) == 0) g = model_import(&m, c, &s, &err);
+        model_close(&m);
+        if (!g) return cli_fail(&err);
+    }
+    PassOptions po = {.pipeline = a.passes, .verify = 1};
+    FILE *out = stdout;
+    AtomicFile af = {0};
+    if (pass_run_pipeline(g, &po, &err) < 0 || (a.out && atomic_open(&af, a.out, &err) < 0)) {
+        graph_free(g);
+        return cli_fail(&err);
+    }
+    if (a.out) out = af.f;
+    ir_print_dot(g, out);
+    graph_free(g);
+    if (a.out && atomic_commit(&af, &err) < 0) return cli_fail(&err);
+    return 0;
 }

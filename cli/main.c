@@ -27,6 +27,7 @@ static const struct {
     {"run", cmd_run, "compile (cached) and run a model once"},
     {"eval", cmd_eval, "run one model component in the interpreter on given inputs"},
     {"import", cmd_import, "import a model component into the IR"},
+    {"graph", cmd_graph, "draw a graph as Graphviz (--dot)"},
     {"stats", cmd_stats, "parameters, FLOPs and bytes of a model's components"},
     {"random-model", cmd_random_model, "write a diffusers folder with seeded random weights (presets tiny, sd15, sd21)"},
     {"passes", cmd_passes, "list the passes and the default pipeline"},

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "presets.h"
 
 static const char *const component_names[COMP_COUNT] = {"unet", "vae-decoder", "vae-encoder", "text-encoder"};
 
@@ -28,6 +29,11 @@ int model_open(Model *m, const char *path, const char *variant, SdcErr *err)
 {
     memset(m, 0, sizeof *m);
     char real[PATH_MAX];
+    if (!path_exists(path) && preset_exists(path)) {
+        m->root = xstrdup(path);
+        m->preset = m->root;
+        return 0;
+    }
     if (!realpath(path, real)) return sdc_err(err, "%s: no such model (a diffusers folder or a .safetensors file)", path);
     m->root = xstrdup(real);
     m->variant = variant;
@@ -75,6 +81,11 @@ int model_config(Model *m, const char *sub, Cfg *cfg, SdcErr *err)
 {
     char shown[128];
     snprintf(shown, sizeof shown, "%s/config.json", sub);
+    if (m->preset) {
+        char shown_p[160];
+        snprintf(shown_p, sizeof shown_p, "preset %s: %s", m->preset, shown);
+        return cfg_parse(cfg, preset_config_json(m->preset, sub), shown_p, err);
+    }
     if (m->single_file) {
         const char *text = ldm_config_json(&m->ldm, sub);
         if (!text) return sdc_err(err, "%s: no %s in this checkpoint", m->root, sub);
@@ -128,6 +139,8 @@ static int sharded_files(const char *index_path, const char *dir, const char *sh
 
 int model_weights(Model *m, const char *sub, WeightSet *ws, SdcErr *err)
 {
+    (void)err;
+    if (m->preset) return ws_collect(ws, sub), 0;
     if (m->single_file) return ldm_weights(&m->ldm, sub, ws, err);
     char *dir = path_join(m->root, sub);
     char *paths[WS_MAX_FILES] = {0}, *shown[WS_MAX_FILES] = {0};

@@ -17,9 +17,13 @@ typedef struct Model {
     char *root;      /* absolute path of the folder or the file */
     int single_file; /* an LDM checkpoint */
     const char *variant; /* "fp16" to prefer *.fp16.safetensors; NULL = plain first */
+    const char *preset;  /* a preset name (tiny, sd15, sd21) with no weights: graphs are built with
+                          * placeholder constants, for stats and IR; never compiled */
     LdmCheckpoint ldm;
 } Model;
 
+/* path: a diffusers folder, a .safetensors checkpoint, or a preset name
+ * (configs only: for sdc stats/import without weights on disk). */
 int model_open(Model *m, const char *path, const char *variant, SdcErr *err);
 void model_close(Model *m);
 

@@ -74,10 +74,13 @@ static int same_ignoring_units(int na, const int64_t *a, int nb, const int64_t *
     }
 }
 
+/* A constant that stands for a parameter without its bytes: a missing one
+ * (the build fails at ws_check) or, in collect mode, every one.  Each gets
+ * its own fake offset so that no pass mistakes two of them for one value. */
 static int placeholder(WeightSet *ws, Graph *g, const char *name, int ndim, const int64_t *shape)
 {
-    double zero = 0;
-    return graph_add_const_dense(g, name, ws->compute, ndim, shape, &zero, 1);
+    static uint64_t next;
+    return graph_add_const_file(g, name, ws->compute, ndim, shape, "(no weights)", ++next, DT_F32);
 }
 
 int ws_bind(WeightSet *ws, Graph *g, const char *name, WeightKind kind, int ndim, const int64_t *shape)

@@ -19,6 +19,9 @@
 #define IR_MAX_IN 10
 #define IR_MAX_ATTR 10
 #define IR_MAX_INTS 8
+/* Largest value in bytes: 128 TiB, more than a 64-bit process can map, so
+ * element and byte counts below it never overflow int64 (checked by the verifier). */
+#define IR_MAX_TENSOR_BYTES ((uint64_t)1 << 47)
 
 typedef enum OpKind {
 #define OP(id, name, min_in, max_in, flags, attrs, infer, cost, exec) OP_##id,
@@ -181,6 +184,8 @@ char *ir_print_str(const Graph *g); /* xmalloc-ed */
 /* Parses text; `file` names the source in messages (file:line:col: ...). */
 Graph *ir_parse(const char *text, const char *file, SdcErr *err);
 Graph *ir_parse_file(const char *path, SdcErr *err);
+/* Graphviz (dot) rendering: ops as boxes, weights folded into their users. */
+void ir_print_dot(const Graph *g, FILE *out);
 
 /* --- verifier --------------------------------------------------------------- */
 

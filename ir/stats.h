@@ -16,4 +16,20 @@ typedef struct GraphStats {
 
 void graph_stats(const Graph *g, GraphStats *s);
 
+/* Memory facts of a graph as the backend will plan it. */
+#define STATS_LARGEST 10
+typedef struct MemStats {
+    uint64_t planned_peak, lower_bound, prompt_bytes;
+    double bytes_materialised;  /* every value written to memory once (views excluded) */
+    int attention_score_buffers; /* softmax outputs of shape [..., Lq, Lk] still stored (0 after attention-fusion) */
+    int stored_norm_before_conv; /* group_norm outputs written to memory and read by a conv (0 after gsc-fusion) */
+    int nlargest;
+    int largest[STATS_LARGEST]; /* node ids of the largest arena buffers, largest first */
+} MemStats;
+
+void graph_mem_stats(const Graph *g, MemStats *m);
+/* JSON object with flops, bytes_moved, planned_peak_bytes, peak_lower_bound_bytes,
+ * bytes_materialised, params, ops_by_kind, fusions, largest_buffers, ... */
+void stats_print_json(const Graph *g, FILE *out, const char *indent);
+
 #endif

@@ -9,6 +9,7 @@ int pass_canonicalize(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr 
 int pass_attention_fusion(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr *err);
 int pass_fold_time_embedding(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr *err);
 int pass_hoist_text_kv(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr *err);
+int pass_plan_memory(Graph *g, const PassOptions *opt, PassCounters *c, SdcErr *err);
 
 static const Pass passes[] = {
     {"attention-fusion", "Q·Kᵀ → scale → (mask) → softmax → ·V becomes one attention op: no tokens×tokens buffer", pass_attention_fusion},
@@ -17,6 +18,7 @@ static const Pass passes[] = {
     {"fold-time-embedding", "with the sampler's timesteps known, turn the timestep-only part (time MLP, every time_emb_proj) into per-step tables", pass_fold_time_embedding},
     {"hoist-text-kv", "mark what depends only on the text (cross-attention K and V) @prompt: computed once per prompt, not per step", pass_hoist_text_kv},
     {"dce", "remove nodes that no output depends on", pass_dce},
+    {"plan-memory", "plan the activation arena (liveness, greedy by size) and report its peak and the lower bound", pass_plan_memory},
 };
 
 const Pass *pass_find(const char *name)
@@ -28,4 +30,4 @@ const Pass *pass_find(const char *name)
 
 int pass_count_registered(void) { return (int)(sizeof passes / sizeof passes[0]); }
 const Pass *pass_at(int i) { return &passes[i]; }
-const char *pass_default_pipeline(void) { return "canonicalize,cse,fold-time-embedding,attention-fusion,hoist-text-kv,dce"; }
+const char *pass_default_pipeline(void) { return "canonicalize,cse,fold-time-embedding,attention-fusion,hoist-text-kv,dce,plan-memory"; }
