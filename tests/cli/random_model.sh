@@ -22,7 +22,7 @@ for f in model_index.json scheduler/scheduler_config.json unet/config.json unet/
 done
 ls "$tmp" | grep -q '\.tmp\.' && bad "a temporary folder was left behind"
 "$sdc" stats "$tmp/m" > "$tmp/stats" 2>&1 || bad "sdc stats on the random model: $(cat "$tmp/stats")"
-grep -q '1427012 params' "$tmp/stats" || bad "unexpected unet size: $(cat "$tmp/stats")"
+grep -q '1427012 parameters' "$tmp/stats" || bad "unexpected unet size: $(cat "$tmp/stats")"
 sum_m=$(cat "$tmp"/m/*/*.safetensors | cksum)
 
 # a second run into the same folder is refused, and touches nothing
