@@ -143,7 +143,7 @@ static int shape_for_image(Model *m, Component c, long long width, long long hei
 }
 
 typedef struct ModelArgs {
-    const char *comp, *passes, *variant, *out;
+    const char *comp, *passes, *variant, *out, *disabled;
     long long width, height, batch, clip_skip;
     int emit_ir, json;
 } ModelArgs;
@@ -235,6 +235,7 @@ int cmd_stats(int argc, char **argv)
         {"--height", ARG_INT, &a.height, "H", "image height in pixels (default 512)", 8, 16384},
         {"--batch", ARG_INT, &a.batch, "B", "batch size (default 1)", 1, 1024},
         {"--passes", ARG_STR, &a.passes, "A,B", "passes to run before counting (default: the compile pipeline; empty: none)"},
+        {"--disable-pass", ARG_STR, &a.disabled, "A,B", "skip these passes"},
         {"--variant", ARG_STR, &a.variant, "NAME", "prefer weight files of this variant (e.g. fp16)"},
         {"--json", ARG_BOOL, &a.json, "", "print JSON (one object; per component unless --component is given)"},
     };
@@ -262,7 +263,7 @@ int cmd_stats(int argc, char **argv)
             rc = 1;
             break;
         }
-        PassOptions po = {.pipeline = a.passes, .verify = 1};
+        PassOptions po = {.pipeline = a.passes, .disabled = a.disabled, .verify = 1};
         if (pass_run_pipeline(g, &po, &err) < 0) {
             graph_free(g);
             rc = 1;
