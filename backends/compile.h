@@ -3,6 +3,8 @@
 #ifndef SDC_COMPILE_H
 #define SDC_COMPILE_H
 
+#include <stdint.h>
+
 #include "err.h"
 
 typedef struct CompileOptions {
@@ -21,6 +23,10 @@ typedef struct CompileOptions {
     int embed_weights; /* put the weights inside the executable */
     int keep_c;        /* keep "<out>.c" */
     int quiet, timing;
+    uint64_t max_memory; /* bytes; 0: no limit.  The plan's activations + weights must fit */
+    int nloras;                    /* LoRAs folded into the weights (pass fold-lora) */
+    const char *const *lora_files;
+    const double *lora_mults;
 } CompileOptions;
 
 void compile_options_default(CompileOptions *o);

@@ -14,6 +14,7 @@ int cmd_import(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_random_model(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compile_graph(int argc, char **argv);

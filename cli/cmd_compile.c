@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "compile.h"
 #include "fsutil.h"
+#include "lora.h"
 #include "pass.h"
 
 #ifndef SDC_VERSION
@@ -37,7 +38,29 @@
     {"--keep-c", ARG_BOOL, &(o).keep_c, "", "keep the generated C next to the executable (OUT.c)"},               \
     {"--cc", ARG_STR, &(o).cc, "CC", "C compiler (default $CC or cc)"},                                            \
     {"--quiet", ARG_BOOL, &(o).quiet, "", "no progress on stderr"},                                                \
-    {"--max-memory", ARG_STR, &max_memory, "BYTES", "refuse a plan whose activations + weights exceed this (e.g. 8GiB)"}
+    {"--max-memory", ARG_STR, &max_memory, "BYTES", "refuse a plan whose activations + weights exceed this (e.g. 8GiB)"}, \
+    {"--lora", ARG_STRS, &loras, "FILE[:MULT]", "fold a LoRA into the UNet/text encoder weights (repeatable; MULT default 1)"}
+
+/* The --lora values, parsed into a CompileOptions. */
+typedef struct LoraArgs {
+    int n;
+    char *files[ARGS_MAX_MULTI];
+    double mults[ARGS_MAX_MULTI];
+} LoraArgs;
+
+static int lora_args(CompileOptions *o, const StrList *l, LoraArgs *a, SdcErr *err)
+{
+    for (a->n = 0; a->n < l->n; a->n++)
+        if (lora_spec_parse(l->v[a->n], &a->files[a->n], &a->mults[a->n], err) < 0) return -1;
+    o->nloras = a->n, o->lora_files = (const char *const *)a->files, o->lora_mults = a->mults;
+    return 0;
+}
+
+static void lora_args_free(LoraArgs *a)
+{
+    for (int i = 0; i < a->n; i++) free(a->files[i]);
+    a->n = 0;
+}
 
 /* Copies the numbers into o and checks what the table's ranges cannot. */
 static int finish_options(CompileOptions *o, long long w, long long h, long long steps, long long batch,
@@ -58,6 +81,8 @@ int cmd_compile(int argc, char **argv)
     long long w = 512, h = 512, steps = 20, batch = 1, clip_skip = 0;
     const char *max_memory = NULL;
     int print_pipeline = 0;
+    StrList loras = {0};
+    LoraArgs la = {0};
     const OptSpec opts[] = {
         {"-o", ARG_STR, &o.out, "EXE", "the executable to write (its weights go to EXE.weights)"},
         COMPILE_OPTS(o, print_pipeline),
@@ -82,7 +107,9 @@ int cmd_compile(int argc, char **argv)
     if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, &err) < 0 ||
         path_check_output("-o", o.out, &err) < 0)
         return cli_fail(&err);
-    return sdc_compile(&o, &err) < 0 ? cli_fail(&err) : 0;
+    rc = lora_args(&o, &loras, &la, &err) < 0 || sdc_compile(&o, &err) < 0 ? cli_fail(&err) : 0;
+    lora_args_free(&la);
+    return rc;
 }
 
 static uint64_t fnv_str(uint64_t hsh, const char *s)
@@ -107,6 +134,14 @@ static uint64_t cache_key(const CompileOptions *o)
     k = fnv_str(k, buf);
     const char *strs[] = {o->sampler, o->backend, o->passes, o->disabled, o->variant, o->tokenizer, SDC_VERSION};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) k = fnv_str(k, strs[i] ? strs[i] : "-");
+    for (int l = 0; l < o->nloras; l++) { /* a LoRA changed on disk is another model */
+        snprintf(buf, sizeof buf, "lora %.17g", o->lora_mults[l]);
+        k = fnv_str(fnv_str(k, buf), o->lora_files[l]);
+        if (stat(o->lora_files[l], &st) == 0) {
+            snprintf(buf, sizeof buf, "%lld.%ld", (long long)st.st_mtime, (long)st.st_size);
+            k = fnv_str(k, buf);
+        }
+    }
     return k;
 }
 
@@ -117,6 +152,8 @@ int cmd_run(int argc, char **argv)
     long long w = 512, h = 512, steps = 20, batch = 1, clip_skip = 0, seed = 0, threads = 0, bench = 0;
     int print_pipeline = 0, rebuild = 0;
     const char *max_memory = NULL;
+    StrList loras = {0};
+    LoraArgs la = {0};
     double strength = 0.8;
     const char *prompt = NULL, *negative = NULL, *out = "out.png", *latents = NULL, *init = NULL, *strength_s = NULL;
     const OptSpec opts[] = {
@@ -147,20 +184,22 @@ int cmd_run(int argc, char **argv)
     }
     o.model = pos[0];
     if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, &err) < 0) return cli_fail(&err);
+    if (lora_args(&o, &loras, &la, &err) < 0) return lora_args_free(&la), cli_fail(&err);
     const char *home = getenv("XDG_CACHE_HOME");
     char dir[4096], exe[4200];
     if (home && *home) snprintf(dir, sizeof dir, "%s/sdc", home);
     else snprintf(dir, sizeof dir, "%s/.cache/sdc", getenv("HOME") ? getenv("HOME") : "/tmp");
-    if (mkdir_p(dir, &err) < 0) return cli_fail(&err);
+    if (mkdir_p(dir, &err) < 0) return lora_args_free(&la), cli_fail(&err);
     snprintf(exe, sizeof exe, "%s/%016llx", dir, (unsigned long long)cache_key(&o));
     char weights[4300];
     snprintf(weights, sizeof weights, "%s.weights", exe);
     if (rebuild || !path_exists(exe) || (!o.embed_weights && !path_exists(weights))) {
         o.out = exe;
-        if (sdc_compile(&o, &err) < 0) return cli_fail(&err);
+        if (sdc_compile(&o, &err) < 0) return lora_args_free(&la), cli_fail(&err);
     } else if (!o.quiet) {
         fprintf(stderr, "sdc run: using the cached executable %s\n", exe);
     }
+    lora_args_free(&la); /* compiled in */
     /* hand over to the executable with the run-time flags */
     char seed_s[32], threads_s[32], bench_s[32];
     snprintf(seed_s, sizeof seed_s, "%lld", seed);

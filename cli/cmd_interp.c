@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "interp.h"
 #include "safetensors.h"
 #include "tensor_io.h"
@@ -31,6 +32,7 @@ int cmd_interp(int argc, char **argv)
         sdc_err(&err, "sdc interp: --out is required");
         return cli_fail(&err);
     }
+    if (path_check_output("--out", out, &err) < 0) return cli_fail(&err);
     Graph *g = ir_parse_file(pos[0], &err);
     if (!g) return cli_fail(&err);
     if (ir_verify(g, &err) < 0) {

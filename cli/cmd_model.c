@@ -102,7 +102,7 @@ int cmd_eval(int argc, char **argv)
     Graph *g = NULL;
     Tensor *in[3] = {0}, *res[2] = {0};
     rc = 1;
-    if (model_open(&m, pos[0], variant, &err) < 0) return cli_fail(&err);
+    if (path_check_output("--out", out, &err) < 0 || model_open(&m, pos[0], variant, &err) < 0) return cli_fail(&err);
     if (st_open(&f, inputs, &err) < 0) goto done;
     ImportShape s;
     if (eval_inputs(&f, c, &s, in, &err) < 0) goto done;
@@ -172,7 +172,9 @@ int cmd_import(int argc, char **argv)
     if (rc) return rc < 0 ? cli_fail(&err) : 0;
     Component c;
     Model m;
-    if (parse_component(a.comp, &c, &err) < 0 || model_open(&m, pos[0], a.variant, &err) < 0) return cli_fail(&err);
+    if (parse_component(a.comp, &c, &err) < 0 || (a.out && path_check_output("-o", a.out, &err) < 0) ||
+        model_open(&m, pos[0], a.variant, &err) < 0)
+        return cli_fail(&err);
     ImportShape s;
     Graph *g = NULL;
     rc = 1;

@@ -29,6 +29,7 @@ int cmd_opt(int argc, char **argv)
     SdcErr err = {{0}};
     int rc = args_parse(&spec, argc, argv, pos, &npos, &err);
     if (rc) return rc < 0 ? cli_fail(&err) : 0;
+    if (out && path_check_output("-o", out, &err) < 0) return cli_fail(&err);
     Graph *g = ir_parse_file(pos[0], &err);
     if (!g) return cli_fail(&err);
     if (ir_verify(g, &err) < 0) {

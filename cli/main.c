@@ -30,6 +30,7 @@ static const struct {
     {"graph", cmd_graph, "draw a graph as Graphviz (--dot)"},
     {"stats", cmd_stats, "parameters, FLOPs and bytes of a model's components"},
     {"random-model", cmd_random_model, "write a diffusers folder with seeded random weights (presets tiny, sd15, sd21)"},
+    {"merge", cmd_merge, "merge models (weighted sum, add-difference, block weights) and LoRAs into a new model or LoRA"},
     {"passes", cmd_passes, "list the passes and the default pipeline"},
     {"version", cmd_version, "print the version"},
 };

@@ -39,7 +39,13 @@ const char *b_name(Builder *b, const char *suffix)
     return buf;
 }
 
-const Node *b_node(Builder *b, int id) { return &b->g->nodes[id]; }
+/* After a failure, ids are -1 and callers may still read a shape before the
+ * sticky error is checked: they get an empty node. */
+const Node *b_node(Builder *b, int id)
+{
+    static const Node none;
+    return id >= 0 && id < b->g->n ? &b->g->nodes[id] : &none;
+}
 
 int b_input(Builder *b, const char *name, DType dt, int ndim, const int64_t *shape)
 {

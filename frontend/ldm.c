@@ -706,3 +706,45 @@ int ldm_weights(LdmCheckpoint *c, const char *sub, WeightSet *ws, SdcErr *err)
     if (i == LDM_TEXT) ws->ignore = text_ignore;
     return 0;
 }
+
+/* ---- names without a checkpoint (see ldm.h) --------------------------------- */
+
+_Static_assert(LDM_MAX_LEVELS == LDM_MAX_BLOCKS, "LdmLayout and UnetShape must agree");
+
+void ldm_names_init(LdmNames *n, const LdmLayout *l)
+{
+    memset(n, 0, sizeof *n);
+    if (l->unet_levels > 0) {
+        UnetShape u;
+        memset(&u, 0, sizeof u);
+        u.n = l->unet_levels, u.layers = l->unet_layers;
+        memcpy(u.attn_down, l->attn_down, sizeof u.attn_down);
+        memcpy(u.attn_up, l->attn_up, sizeof u.attn_up);
+        n->maps[LDM_UNET] = unet_map(&u);
+    }
+    if (l->vae_levels > 0) {
+        VaeShape v;
+        memset(&v, 0, sizeof v);
+        v.n = l->vae_levels, v.layers = l->vae_layers;
+        n->maps[LDM_VAE] = vae_map(&v);
+    }
+    LdmMap *t = xcalloc(1, sizeof *t);
+    t->prefix = sub_prefix[LDM_TEXT];
+    t->text = t->text_model = 1; /* current transformers keep the text_model. level */
+    n->maps[LDM_TEXT] = t;
+}
+
+int ldm_names_get(const LdmNames *n, const char *sub, const char *name, char *out, size_t len, int *view)
+{
+    int i = sub_index(sub), v = 0;
+    if (i < 0 || !n->maps[i]) return -1;
+    int rc = ldm_translate(n->maps[i], name, out, len, &v);
+    if (view) *view = v;
+    return rc;
+}
+
+void ldm_names_free(LdmNames *n)
+{
+    for (int i = 0; i < LDM_NSUB; i++) map_free(n->maps[i]);
+    memset(n, 0, sizeof *n);
+}

@@ -29,4 +29,32 @@ const char *ldm_config_json(const LdmCheckpoint *c, const char *sub);
 /* Opens the file as this component's WeightSet with the name translation. */
 int ldm_weights(LdmCheckpoint *c, const char *sub, WeightSet *ws, SdcErr *err);
 
+/* ---- names without a checkpoint --------------------------------------------
+ * What a single-file checkpoint of a given model calls each diffusers
+ * parameter, from the structure alone (no file): the same rename tables as
+ * above.  Used for LoRA keys in LDM naming, for Merge Block Weighted (which
+ * counts input_blocks / middle_block / output_blocks), and for writing a
+ * diffusers model as one file. */
+#define LDM_MAX_LEVELS 8
+
+typedef struct LdmLayout {
+    int unet_levels;                  /* len(block_out_channels); 0: no UNet map */
+    int unet_layers;                  /* resnets per down block (the same at every level) */
+    int attn_down[LDM_MAX_LEVELS];    /* down block i has transformers */
+    int attn_up[LDM_MAX_LEVELS];      /* up block i has transformers */
+    int vae_levels, vae_layers;       /* 0: no VAE map */
+} LdmLayout;
+
+typedef struct LdmNames {
+    void *maps[3]; /* unet, vae, text_encoder (private to ldm.c) */
+} LdmNames;
+
+void ldm_names_init(LdmNames *n, const LdmLayout *l);
+/* sub: "unet", "vae" or "text_encoder"; name: a diffusers parameter name.
+ * Writes the single-file name (with its prefix, e.g. model.diffusion_model.)
+ * and returns 0, or -1 if it has none.  *view (may be NULL) is set when the
+ * file stores this linear as a 1x1 conv ([C, C] -> [C, C, 1, 1]). */
+int ldm_names_get(const LdmNames *n, const char *sub, const char *name, char *out, size_t len, int *view);
+void ldm_names_free(LdmNames *n);
+
 #endif

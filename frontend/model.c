@@ -208,6 +208,13 @@ Graph *model_import(Model *m, Component c, const ImportShape *s, SdcErr *err)
         graph_free(g);
         g = NULL;
     }
+    /* values too large to count in 64 bits come from the size asked for, not from a bug */
+    if (g && ir_check_sizes(g, err) < 0) {
+        sdc_err_prefix(err, "%s at %lldx%lld, batch %d: too large", sub, (long long)s->width, (long long)s->height,
+                       s->batch);
+        graph_free(g);
+        g = NULL;
+    }
     if (g && ir_verify(g, err) < 0) {
         sdc_err_prefix(err, "internal: imported %s does not verify", sub);
         graph_free(g);

@@ -206,7 +206,7 @@ int graph_add_op(Graph *g, OpKind op, const char *name, int nin, const int *in, 
     int id = graph_add(g, op, name, nin, in);
     Node *n = &g->nodes[id];
     for (int a = 0; a < nattr; a++) node_set_attr(g, n, attrs[a]);
-    if (op_table[op].infer(g, n, err) < 0) {
+    if (op_table[op].infer(g, n, err) < 0 || ir_check_value_size(n, err) < 0) {
         sdc_err_prefix(err, "%%%s = %s", n->name, op_table[op].name);
         return -1;
     }

@@ -1,5 +1,6 @@
 /* interp_ops.c — the op table's exec column: attributes and shapes are
  * turned into kernel parameters and handed to the reference kernels. */
+#include "fused_ops.h"
 #include "interp.h"
 #include "op_impl.h"
 #include "ref_kernels.h"
@@ -279,5 +280,50 @@ int exec_attention(Interp *it, const Node *n, Tensor *const *in, Tensor *out, Sd
                          .scale = (float)node_float(n, "scale", 1.0), .causal = (int)node_int(n, "causal", 0),
                          .upcast = (int)node_int(n, "upcast", 0)};
     ref_attention(&p, q->f, k->f, v->f, out->f);
+    return 0;
+}
+
+/* --- fused ops ------------------------------------------------------------------ */
+
+static const float *slot(Tensor *const *in, int k) { return k >= 0 ? in[k]->f : NULL; }
+
+int exec_fused_conv2d(Interp *it, const Node *n, Tensor *const *in, Tensor *out, SdcErr *err)
+{
+    (void)it, (void)err;
+    FusedSlots s;
+    fused_slots(n, &s);
+    FusedConv2dParams p;
+    SDC_ASSERT(fused_conv2d_params(n, in[s.x]->shape, in[s.w]->shape, s.chan_add >= 0 ? in[s.chan_add]->shape[0] : 0,
+                                   &p) == 0);
+    ref_fused_conv2d(&p, in[s.x]->f, slot(in, s.gamma), slot(in, s.beta), in[s.w]->f, slot(in, s.bias),
+                     slot(in, s.chan_add), slot(in, s.residual), out->f);
+    return 0;
+}
+
+int exec_fused_linear(Interp *it, const Node *n, Tensor *const *in, Tensor *out, SdcErr *err)
+{
+    (void)it, (void)err;
+    FusedSlots s;
+    fused_slots(n, &s);
+    const Tensor *x = in[s.x], *w = in[s.w];
+    FusedLinearParams p;
+    fused_linear_params(n, prod(x->shape, 0, x->ndim - 1), w->shape[1], w->shape[0], &p);
+    ref_fused_linear(&p, x->f, slot(in, s.gamma), slot(in, s.beta), w->f, slot(in, s.bias), slot(in, s.residual),
+                     out->f);
+    return 0;
+}
+
+/* q, k and v are the three thirds of each row of qkv, read in place. */
+int exec_attention_qkv(Interp *it, const Node *n, Tensor *const *in, Tensor *out, SdcErr *err)
+{
+    (void)it, (void)err;
+    const Tensor *qkv = in[0];
+    int heads = (int)node_int(n, "heads", 1);
+    int64_t ch = out->shape[2];
+    AttentionParams p = {.b = (int)qkv->shape[0], .lq = (int)qkv->shape[1], .lk = (int)qkv->shape[1], .heads = heads,
+                         .dk = (int)(ch / heads), .dv = (int)(ch / heads), .ldq = 3 * ch, .ldk = 3 * ch,
+                         .ldv = 3 * ch, .ldy = ch, .scale = (float)node_float(n, "scale", 1.0),
+                         .causal = (int)node_int(n, "causal", 0), .upcast = (int)node_int(n, "upcast", 0)};
+    ref_attention(&p, qkv->f, qkv->f + ch, qkv->f + 2 * ch, out->f);
     return 0;
 }

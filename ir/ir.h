@@ -19,9 +19,10 @@
 #define IR_MAX_IN 10
 #define IR_MAX_ATTR 10
 #define IR_MAX_INTS 8
-/* Largest value in bytes: 128 TiB, more than a 64-bit process can map, so
- * element and byte counts below it never overflow int64 (checked by the verifier). */
-#define IR_MAX_TENSOR_BYTES ((uint64_t)1 << 47)
+/* Most bytes all values of one graph may hold together (so each value too):
+ * 4 EiB, so that element counts, byte counts and every sum of them (memory
+ * plans, statistics) fit in int64.  The verifier refuses larger graphs. */
+#define IR_MAX_GRAPH_BYTES ((uint64_t)1 << 62)
 
 typedef enum OpKind {
 #define OP(id, name, min_in, max_in, flags, attrs, infer, cost, exec) OP_##id,
@@ -193,5 +194,10 @@ void ir_print_dot(const Graph *g, FILE *out);
  * against the op table, attribute kinds, unique names.  The message names
  * the node (%name) and its source line when known. */
 int ir_verify(const Graph *g, SdcErr *err);
+/* The size part of ir_verify alone: every value's element and byte counts,
+ * and their sum, within IR_MAX_GRAPH_BYTES. */
+int ir_check_sizes(const Graph *g, SdcErr *err);
+/* One value's part of it (graph_add_op checks each value it adds). */
+int ir_check_value_size(const Node *n, SdcErr *err);
 
 #endif

@@ -6,6 +6,7 @@
  * count FLOPs (a multiply-add is 2) and the bytes an op reads and writes
  * if nothing is fused: the figures `sdc stats` reports. */
 #include "op_impl.h"
+#include "fused_ops.h"
 #include "kernel_params.h"
 
 #include <string.h>
@@ -16,7 +17,7 @@ const OpInfo op_table[OP_COUNT] = {
 #undef OP
 };
 
-_Static_assert(OP_COUNT == 27, "update this count when adding an op to ops.def");
+_Static_assert(OP_COUNT == 30, "update this count when adding an op to ops.def");
 
 int op_from_name(const char *name, OpKind *out)
 {
@@ -450,5 +451,154 @@ void cost_attention(const Graph *g, const Node *n, OpCost *c)
     double b = (double)q->shape[0], lq = (double)q->shape[1], lk = (double)k->shape[1];
     c->flops = 2.0 * b * lq * lk * (double)(q->shape[2] + v->shape[2]);
     c->bytes_read = (double)(node_bytes(q) + node_bytes(k) + node_bytes(v));
+    c->bytes_written = (double)node_bytes(n);
+}
+
+/* --- fused ops (fusion passes) --------------------------------------------------------- */
+
+/* The flag attributes are 0 or 1, and the operand count is what they call for. */
+static int fused_layout(const Node *n, FusedSlots *s, SdcErr *err)
+{
+    static const char *const flags[] = {"silu", "bias", "chan_add", "residual", "norm", "geglu"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        int64_t v = node_int(n, flags[i], 0);
+        if (v != 0 && v != 1) return sdc_err(err, "attribute %s must be 0 or 1", flags[i]);
+    }
+    fused_slots(n, s);
+    if (n->nin != s->count)
+        return sdc_err(err, "%d operands where the attributes call for %d (x, [gamma, beta], w, [bias], %sresidual])",
+                       n->nin, s->count, n->op == OP_FUSED_CONV2D ? "[chan_add], [" : "[");
+    return 0;
+}
+
+/* gamma and beta of a normalising prologue: [len] each, the input's dtype. */
+static int need_norm_params(const Graph *g, const Node *n, const FusedSlots *s, int64_t len, SdcErr *err)
+{
+    if (s->gamma < 0) return 0;
+    const Node *x = operand(g, n, s->x);
+    for (int k = s->gamma; k <= s->beta; k++)
+        if (same_dtype(x, operand(g, n, k), err) || need_vector(operand(g, n, k), len, "scale/shift", err)) return -1;
+    return 0;
+}
+
+/* The residual operand has the output's type. */
+static int need_residual(const Graph *g, const Node *n, const FusedSlots *s, SdcErr *err)
+{
+    if (s->residual < 0) return 0;
+    const Node *r = operand(g, n, s->residual);
+    if (r->dtype != n->dtype || r->ndim != n->ndim || memcmp(r->shape, n->shape, sizeof(int64_t) * (size_t)n->ndim))
+        return sdc_err(err, "residual %%%s must have the output's type", r->name);
+    return 0;
+}
+
+int infer_fused_conv2d(const Graph *g, Node *n, SdcErr *err)
+{
+    FusedSlots s;
+    if (fused_layout(n, &s, err)) return -1;
+    const Node *x = operand(g, n, s.x), *w = operand(g, n, s.w);
+    if (need_float(x, "input", err) || same_dtype(x, w, err)) return -1;
+    if (x->ndim != 4 || w->ndim != 4) return sdc_err(err, "fused_conv2d needs a 4-d input and a 4-d weight");
+    int64_t groups = node_int(n, "norm_groups", 0);
+    if (groups < 0 || (groups > 0 && x->shape[1] % groups))
+        return sdc_err(err, "norm_groups %lld does not divide %lld channels", (long long)groups, (long long)x->shape[1]);
+    if (node_int(n, "silu", 0) && groups == 0) return sdc_err(err, "silu=1 needs a normalisation (norm_groups > 0)");
+    if (need_norm_params(g, n, &s, x->shape[1], err)) return -1;
+    if (w->shape[1] != x->shape[1])
+        return sdc_err(err, "weight %%%s has %lld input channels, input has %lld", w->name, (long long)w->shape[1],
+                       (long long)x->shape[1]);
+    static const int64_t one2[2] = {1, 1}, zero4[4] = {0, 0, 0, 0};
+    int64_t v[4];
+    if (ints_attr(n, "stride", 2, one2, v, err) || ints_attr(n, "pad", 4, zero4, v, err) ||
+        ints_attr(n, "dilation", 2, one2, v, err))
+        return -1;
+    FusedConv2dParams p;
+    if (fused_conv2d_params(n, x->shape, w->shape, 0, &p) < 0)
+        return sdc_err(err, "invalid conv geometry (negative padding, or a kernel larger than the padded input)");
+    if (s.bias >= 0 && (same_dtype(x, operand(g, n, s.bias), err) || need_vector(operand(g, n, s.bias), w->shape[0], "bias", err)))
+        return -1;
+    if (s.chan_add >= 0) {
+        const Node *t = operand(g, n, s.chan_add);
+        if (same_dtype(x, t, err)) return -1;
+        if (t->ndim != 4 || (t->shape[0] != x->shape[0] && t->shape[0] != 1) || t->shape[1] != w->shape[0] ||
+            t->shape[2] != 1 || t->shape[3] != 1)
+            return sdc_err(err, "chan_add %%%s must be [%lld or 1,%lld,1,1]", t->name, (long long)x->shape[0],
+                           (long long)w->shape[0]);
+    }
+    n->dtype = x->dtype;
+    n->ndim = 4;
+    n->shape[0] = x->shape[0];
+    n->shape[1] = w->shape[0];
+    n->shape[2] = p.conv.oh;
+    n->shape[3] = p.conv.ow;
+    return need_residual(g, n, &s, err);
+}
+
+/* The statistics pass reads the input once more; the epilogue reads its addends. */
+void cost_fused_conv2d(const Graph *g, const Node *n, OpCost *c)
+{
+    FusedSlots s;
+    fused_slots(n, &s);
+    const Node *x = operand(g, n, s.x), *w = operand(g, n, s.w);
+    double macs = (double)node_numel(n) * (double)(w->shape[1] * w->shape[2] * w->shape[3]);
+    c->flops = 2 * macs + (s.gamma >= 0 ? 5.0 * (double)node_numel(x) : 0) +
+               (double)node_numel(n) * ((s.chan_add >= 0) + (s.residual >= 0) + (node_float(n, "out_scale", 1) != 1));
+    c->bytes_read = s.gamma >= 0 ? (double)node_bytes(x) : 0;
+    for (int k = 0; k < n->nin; k++) c->bytes_read += (double)node_bytes(operand(g, n, k));
+    c->bytes_written = (double)node_bytes(n);
+}
+
+int infer_fused_linear(const Graph *g, Node *n, SdcErr *err)
+{
+    FusedSlots s;
+    if (fused_layout(n, &s, err)) return -1;
+    const Node *x = operand(g, n, s.x), *w = operand(g, n, s.w);
+    if (need_float(x, "input", err) || same_dtype(x, w, err)) return -1;
+    if (x->ndim < 1 || w->ndim != 2) return sdc_err(err, "fused_linear needs x[...,K] and w[N,K]");
+    if (x->shape[x->ndim - 1] != w->shape[1])
+        return sdc_err(err, "input has %lld features, weight %%%s expects %lld", (long long)x->shape[x->ndim - 1],
+                       w->name, (long long)w->shape[1]);
+    if (need_norm_params(g, n, &s, w->shape[1], err)) return -1;
+    if (s.bias >= 0 && (same_dtype(x, operand(g, n, s.bias), err) || need_vector(operand(g, n, s.bias), w->shape[0], "bias", err)))
+        return -1;
+    int geglu = (int)node_int(n, "geglu", 0);
+    if (geglu && w->shape[0] % 2) return sdc_err(err, "geglu=1 needs an even number of projections, not %lld", (long long)w->shape[0]);
+    copy_type(n, x);
+    n->shape[n->ndim - 1] = geglu ? w->shape[0] / 2 : w->shape[0];
+    return need_residual(g, n, &s, err);
+}
+
+void cost_fused_linear(const Graph *g, const Node *n, OpCost *c)
+{
+    FusedSlots s;
+    fused_slots(n, &s);
+    const Node *x = operand(g, n, s.x), *w = operand(g, n, s.w);
+    double rows = (double)(node_numel(x) / (w->shape[1] ? w->shape[1] : 1));
+    c->flops = 2.0 * rows * (double)(w->shape[0] * w->shape[1]) + (s.gamma >= 0 ? 5.0 * (double)node_numel(x) : 0) +
+               (double)node_numel(n) * (2.0 * node_int(n, "geglu", 0) + (s.residual >= 0) +
+                                        (node_float(n, "out_scale", 1) != 1));
+    c->bytes_read = 0; /* a LayerNorm's rows are normalised while in cache: no second read */
+    for (int k = 0; k < n->nin; k++) c->bytes_read += (double)node_bytes(operand(g, n, k));
+    c->bytes_written = (double)node_bytes(n);
+}
+
+int infer_attention_qkv(const Graph *g, Node *n, SdcErr *err)
+{
+    const Node *qkv = operand(g, n, 0);
+    if (need_float(qkv, "qkv", err)) return -1;
+    if (need_attr(n, "heads", ATTR_INT, err) || need_attr(n, "scale", ATTR_FLOAT, err)) return -1;
+    if (qkv->ndim != 3 || qkv->shape[2] % 3) return sdc_err(err, "attention_qkv needs [B,L,3*C]");
+    int64_t heads = node_int(n, "heads", 1), ch = qkv->shape[2] / 3;
+    if (heads < 1 || ch % heads) return sdc_err(err, "heads %lld does not divide %lld channels", (long long)heads, (long long)ch);
+    copy_type(n, qkv);
+    n->shape[2] = ch;
+    return 0;
+}
+
+void cost_attention_qkv(const Graph *g, const Node *n, OpCost *c)
+{
+    const Node *qkv = operand(g, n, 0);
+    double b = (double)qkv->shape[0], l = (double)qkv->shape[1];
+    c->flops = 2.0 * b * l * l * 2.0 * (double)n->shape[2];
+    c->bytes_read = (double)node_bytes(qkv);
     c->bytes_written = (double)node_bytes(n);
 }

@@ -147,7 +147,7 @@ static int read_number(Parser *ps, double *f, int64_t *i, int *is_float)
     if (end == start) return perr(ps, "expected a number", NULL);
     ps->p = end;
     *f = dv;
-    *i = (int64_t)dv;
+    *i = dv > -9.2e18 && dv < 9.2e18 ? (int64_t)dv : 0; /* unused for floats; the cast of a huge or NaN value is undefined */
     *is_float = 1;
     return 0;
 }
@@ -371,11 +371,11 @@ Graph *ir_parse_file(const char *path, SdcErr *err)
         n += got;
         if (n + 1 >= cap) buf = xrealloc(buf, cap *= 2);
     }
-    int bad = ferror(f);
+    int bad = ferror(f) ? errno : 0; /* EISDIR for a folder */
     fclose(f);
     buf[n] = 0;
     if (bad || memchr(buf, 0, n)) {
-        sdc_err(err, "%s: %s", path, bad ? "read error" : "not a text file (NUL byte)");
+        sdc_err(err, "%s: %s", path, bad ? strerror(bad) : "not a text file (NUL byte)");
         free(buf);
         return NULL;
     }

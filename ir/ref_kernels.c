@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "err.h"
+
 void ref_conv2d(const Conv2dParams *p, const float *x, const float *w, const float *b, float *y)
 {
     int cg = p->c / p->groups, og = p->oc / p->groups;
@@ -203,4 +205,60 @@ void ref_binary(RtBinaryOp op, int ndim, const int64_t *shape, const float *a, c
             idx[d] = 0;
         }
     }
+}
+
+void ref_fused_conv2d(const FusedConv2dParams *p, const float *x, const float *gamma, const float *beta,
+                      const float *w, const float *b, const float *chan_add, const float *residual, float *y)
+{
+    const Conv2dParams *c = &p->conv;
+    float *xn = NULL;
+    SDC_ASSERT(p->norm_groups > 0 || !p->silu);
+    if (p->norm_groups > 0) {
+        GroupNormParams gp = {.n = c->n, .c = c->c, .hw = c->h * c->w, .groups = p->norm_groups, .eps = p->eps,
+                              .silu = p->silu};
+        xn = malloc(sizeof(float) * (size_t)((int64_t)c->n * c->c * c->h * c->w + 1));
+        ref_group_norm(&gp, x, gamma, beta, xn);
+        x = xn;
+    }
+    ref_conv2d(c, x, w, b, y);
+    int64_t plane = (int64_t)c->oh * c->ow;
+    for (int n = 0; n < c->n; n++)
+        for (int o = 0; o < c->oc; o++) {
+            int64_t at = ((int64_t)n * c->oc + o) * plane;
+            double add = chan_add ? chan_add[(int64_t)(p->chan_add_n == 1 ? 0 : n) * c->oc + o] : 0.0;
+            for (int64_t i = 0; i < plane; i++) {
+                double v = (double)y[at + i] + add + (residual ? residual[at + i] : 0.0);
+                y[at + i] = (float)(v * p->out_scale);
+            }
+        }
+    free(xn);
+}
+
+void ref_fused_linear(const FusedLinearParams *p, const float *x, const float *gamma, const float *beta,
+                      const float *w, const float *b, const float *residual, float *y)
+{
+    float *xn = NULL, *z = y;
+    if (p->norm) {
+        LayerNormParams lp = {.rows = p->m, .cols = p->k, .eps = p->eps};
+        xn = malloc(sizeof(float) * (size_t)((int64_t)p->m * p->k + 1));
+        ref_layer_norm(&lp, x, gamma, beta, xn);
+        x = xn;
+    }
+    int ny = p->geglu ? p->n / 2 : p->n;
+    if (p->geglu) z = malloc(sizeof(float) * (size_t)((int64_t)p->m * p->n + 1));
+    MatmulParams mp = {.batch = 1, .m = p->m, .n = p->n, .k = p->k, .trans_b = 1, .lda = p->k, .ldb = p->k,
+                       .ldc = p->n};
+    ref_matmul(&mp, x, w, b, z);
+    for (int64_t i = 0; i < p->m; i++)
+        for (int j = 0; j < ny; j++) {
+            double v = z[i * p->n + j];
+            if (p->geglu) {
+                double gate = z[i * p->n + ny + j];
+                v *= 0.5 * gate * (1.0 + erf(gate / sqrt(2.0)));
+            }
+            if (residual) v += residual[i * ny + j];
+            y[i * ny + j] = (float)(v * p->out_scale);
+        }
+    if (z != y) free(z);
+    free(xn);
 }

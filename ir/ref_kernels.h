@@ -17,6 +17,12 @@ void ref_softmax(int64_t rows, int64_t cols, const float *x, float *y);
 void ref_attention(const AttentionParams *p, const float *q, const float *k, const float *v, float *y);
 void ref_timestep_embedding(const TimestepEmbParams *p, const float *t, float *y);
 void ref_upsample_nearest2d(const UpsampleParams *p, const float *x, float *y);
+/* The fused kernels as their parts in sequence: normalisation into a
+ * temporary, ref_conv2d / ref_matmul, then the epilogue in double. */
+void ref_fused_conv2d(const FusedConv2dParams *p, const float *x, const float *gamma, const float *beta,
+                      const float *w, const float *b, const float *chan_add, const float *residual, float *y);
+void ref_fused_linear(const FusedLinearParams *p, const float *x, const float *gamma, const float *beta,
+                      const float *w, const float *b, const float *residual, float *y);
 void ref_silu(const float *x, float *y, int64_t n);
 void ref_gelu(const float *x, float *y, int64_t n);
 void ref_quick_gelu(const float *x, float *y, int64_t n);

@@ -49,7 +49,7 @@ int pass_check_list(const char *list, const char *what, SdcErr *err)
         if (n == 0 || n >= sizeof name) return sdc_err(err, "%s: empty or overlong pass name in \"%s\"", what, list);
         memcpy(name, p, n);
         name[n] = 0;
-        if (!pass_find(name)) return sdc_err(err, "%s: unknown pass \"%s\" (sdc opt --list-passes lists them)", what, name);
+        if (!pass_find(name)) return sdc_err(err, "%s: unknown pass \"%s\" (sdc passes lists them)", what, name);
         if (!end) break;
         p = end + 1;
     }

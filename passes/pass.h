@@ -55,11 +55,17 @@ struct PassOptions {
      * that specialise on the step read them.  n_steps == 0: unknown. */
     int n_steps;
     const float *timesteps;
+    /* LoRA files and multipliers to fold into the weights (fold-lora). */
+    int nloras;
+    const char *const *lora_files;
+    const double *lora_mults;
 };
 
 /* Checks that every name in a comma-separated list is a registered pass. */
 int pass_check_list(const char *list, const char *what, SdcErr *err);
 /* Runs the pipeline on g. */
 int pass_run_pipeline(Graph *g, const PassOptions *opt, SdcErr *err);
+/* -1 when LoRAs are given but the pipeline would not run fold-lora. */
+int pass_fold_lora_check(const PassOptions *opt, SdcErr *err);
 
 #endif

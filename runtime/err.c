@@ -6,6 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Messages quote names and values from files (JSON keys, tensor names,
+ * prompts); a control byte among them would break the one-line rule, so
+ * each becomes a visible escape ("\n", "\x07"). */
+static void keep_one_line(char *msg, size_t cap)
+{
+    char out[sizeof(((SdcErr *)0)->msg)];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && o + 5 < sizeof out; p++) {
+        if (*p >= 0x20 && *p != 0x7f) out[o++] = (char)*p;
+        else if (*p == '\n') out[o++] = '\\', out[o++] = 'n';
+        else o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02x", *p);
+    }
+    out[o] = 0;
+    snprintf(msg, cap, "%s", out);
+}
+
 int sdc_err(SdcErr *e, const char *fmt, ...)
 {
     if (e) {
@@ -13,6 +29,7 @@ int sdc_err(SdcErr *e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        keep_one_line(e->msg, sizeof e->msg);
     }
     return -1;
 }
@@ -34,6 +51,7 @@ int sdc_err_prefix(SdcErr *e, const char *fmt, ...)
     size_t rest = sizeof e->msg - n - 3;
     strncpy(e->msg + n + 2, old, rest);
     e->msg[sizeof e->msg - 1] = 0;
+    keep_one_line(e->msg, sizeof e->msg);
     return -1;
 }
 

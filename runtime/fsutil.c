@@ -2,6 +2,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -129,5 +130,19 @@ int mkdir_p(const char *path, SdcErr *err)
     if (mkdir(p, 0755) != 0 && errno != EEXIST) rc = sdc_err(err, "%s: cannot create directory: %s", p, strerror(errno));
     else if (!path_is_dir(p)) rc = sdc_err(err, "%s: exists and is not a directory", p);
     free(p);
+    return rc;
+}
+
+int path_check_output(const char *flag, const char *path, SdcErr *err)
+{
+    if (!path[0]) return sdc_err(err, "%s: empty path", flag);
+    if (path_is_dir(path)) return sdc_err(err, "%s: %s is a directory", flag, path);
+    char *copy = xstrdup(path);
+    const char *dir = dirname(copy);
+    int rc = 0;
+    if (!path_is_dir(dir)) rc = sdc_err(err, "%s: cannot write %s: directory %s does not exist", flag, path, dir);
+    else if (access(dir, W_OK) != 0)
+        rc = sdc_err(err, "%s: cannot write %s: directory %s is not writable (%s)", flag, path, dir, strerror(errno));
+    free(copy);
     return rc;
 }

@@ -29,5 +29,10 @@ char *path_join(const char *dir, const char *name); /* xmalloc-ed */
 int path_is_dir(const char *path);
 int path_exists(const char *path);
 int mkdir_p(const char *path, SdcErr *err);
+/* Whether `path` can be made as an output file: not a directory, and its
+ * directory exists and is writable.  Checked before long work, so that a
+ * typo in an output path costs nothing; `flag` starts the message
+ * ("-o: cannot write x/y: directory x does not exist"). */
+int path_check_output(const char *flag, const char *path, SdcErr *err);
 
 #endif

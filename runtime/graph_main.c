@@ -16,20 +16,35 @@ static int fail(const char *msg, const char *arg)
     return 1;
 }
 
+/* A whole decimal number in [lo, hi] (atoi would take "x" as 0). */
+static int parse_count(const char *flag, const char *v, long lo, long hi, int *out)
+{
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "error: %s: \"%s\" is not an integer in [%ld, %ld]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
 int graph_main(const SdcStandaloneGraph *g, int argc, char **argv)
 {
     const char *inputs = NULL, *out = NULL, *weights = NULL;
     int threads = 0, repeat = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* flag, value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return fail("missing value for ", a);
         if (strcmp(a, "--inputs") == 0) inputs = v;
         else if (strcmp(a, "--out") == 0) out = v;
         else if (strcmp(a, "--weights") == 0) weights = v;
-        else if (strcmp(a, "--threads") == 0) threads = atoi(v);
-        else if (strcmp(a, "--repeat") == 0) repeat = atoi(v);
+        else if (strcmp(a, "--threads") == 0) {
+            if (parse_count(a, v, 0, 4096, &threads) < 0) return 1;
+        } else if (strcmp(a, "--repeat") == 0) {
+            if (parse_count(a, v, 1, 1000000, &repeat) < 0) return 1;
+        }
         else return fail("unknown option ", a);
-        i++;
     }
     if (!out) return fail("--out is required", NULL);
     char wpath[4096];
@@ -63,9 +78,9 @@ int graph_main(const SdcStandaloneGraph *g, int argc, char **argv)
             fprintf(stderr, "error: %s: tensor \"%s\" missing or of the wrong size\n", inputs, d->name);
             goto done;
         }
-        in[k] = malloc((size_t)numel * 8 + 8);
+        in[k] = xmalloc((size_t)numel * 8 + 8);
         if (d->is_int) {
-            float *tmp = malloc((size_t)numel * 4 + 4);
+            float *tmp = xmalloc((size_t)numel * 4 + 4);
             if (st_read_f32(&inf, t, tmp, &err) < 0) {
                 free(tmp);
                 fprintf(stderr, "error: %s\n", err.msg);
@@ -83,11 +98,15 @@ int graph_main(const SdcStandaloneGraph *g, int argc, char **argv)
         const SdcTensorDesc *d = &g->out[k];
         int64_t numel = 1;
         for (int j = 0; j < d->ndim; j++) numel *= d->shape[j];
-        res[k] = calloc((size_t)numel + 1, 4);
+        res[k] = xcalloc((size_t)numel + 1, 4);
         e[k] = (StEntry){.name = d->name, .dtype = DT_F32, .ndim = d->ndim, .data = res[k]};
         memcpy(e[k].shape, d->shape, sizeof d->shape);
     }
     uint8_t *arena = aligned_alloc(64, (g->arena_bytes + 63) / 64 * 64 + 64);
+    if (!arena) {
+        fprintf(stderr, "error: cannot allocate %llu bytes of activation memory\n", (unsigned long long)g->arena_bytes);
+        goto done;
+    }
     double t0 = rt_now();
     for (int r = 0; r < repeat; r++) g->run(arena, wf.base, in, res);
     double dt = (rt_now() - t0) / (repeat > 0 ? repeat : 1);

@@ -103,4 +103,38 @@ typedef struct UpsampleParams {
     int n, c, h, w, oh, ow;
 } UpsampleParams;
 
+/* The fused GEMM kernels (fusion passes, runtime/kernels_fused.c).  Each is
+ * prologue -> GEMM -> epilogue, and the normalised input and the
+ * un-finished output are never stored whole:
+ *
+ * fused conv2d: x' = x, or when norm_groups > 0 the GroupNorm of x
+ *   (statistics per image and group as GroupNormParams, eps), then silu(x')
+ *   when silu is set; padding stays zero (the conv pads x', not x).
+ *   y[n,o,i,j] = (conv2d(x', w)[n,o,i,j] + b[o] + chan_add[n',o] + residual[n,o,i,j]) * out_scale
+ *   with n' = n, or 0 when chan_add_n is 1 (one row for every image).
+ *   x: [n,c,h,w] (conv.groups must be 1); gamma, beta: [c]; b: [oc];
+ *   chan_add: [chan_add_n, oc] (the time embedding of a ResNet block);
+ *   residual, y: [n,oc,oh,ow].  Absent operands are NULL. */
+typedef struct FusedConv2dParams {
+    Conv2dParams conv;
+    int norm_groups; /* 0: no normalisation */
+    float eps;
+    int silu;        /* after the normalisation (needs norm_groups > 0) */
+    int chan_add_n;  /* rows of chan_add: conv.n or 1 */
+    float out_scale; /* 1: none */
+} FusedConv2dParams;
+
+/* fused linear: x' = x, or LayerNorm over each row of x (gamma, beta: [k],
+ * eps) when norm is set; z = x' w^T + b (w: [n,k], b: [n]);
+ * with geglu, z[:, j] = z[:, j] * gelu(z[:, n/2 + j]) for j < n/2 (diffusers'
+ * GEGLU: hidden, gate = proj.chunk(2); hidden * gelu(gate));
+ * y = (z + residual) * out_scale.  x: [m,k]; y, residual: [m, n or n/2]. */
+typedef struct FusedLinearParams {
+    int m, k, n;
+    int norm;
+    float eps;
+    int geglu;
+    float out_scale;
+} FusedLinearParams;
+
 #endif

@@ -24,6 +24,11 @@ void rt_softmax(int64_t rows, int64_t cols, const float *x, float *y);
 void rt_attention(const AttentionParams *p, const float *q, const float *k, const float *v, float *y);
 void rt_timestep_embedding(const TimestepEmbParams *p, const float *t, float *y);
 void rt_upsample_nearest2d(const UpsampleParams *p, const float *x, float *y);
+/* Fused GEMMs (kernel_params.h; kernels_fused.c); absent operands are NULL. */
+void rt_fused_conv2d(const FusedConv2dParams *p, const float *x, const float *gamma, const float *beta,
+                     const float *w, const float *b, const float *chan_add, const float *residual, float *y);
+void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *gamma, const float *beta,
+                     const float *w, const float *b, const float *residual, float *y);
 
 /* Elementwise, y may alias x. */
 void rt_silu(const float *x, float *y, int64_t n);

@@ -104,7 +104,7 @@ static int32_t *strmap_put(StrMap *m, const char *s, size_t n, int *inserted)
     if (inserted) *inserted = !e->used;
     if (e->used) return &e->val;
     SDC_ASSERT(m->pool_len + n < UINT32_MAX);
-    if (m->pool_len + n > m->pool_cap) {
+    if (!m->pool || m->pool_len + n > m->pool_cap) { /* also for a first key of 0 bytes: no memcpy to NULL */
         m->pool_cap = 2 * (m->pool_len + n) + 256;
         m->pool = xrealloc(m->pool, m->pool_cap);
     }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "fused_ops.h"
 #include "kernel_params.h"
 
 extern const Backend backend_c;
@@ -322,6 +323,72 @@ static void lower_attention(Emit *e, const Node *n, int id)
     fprintf(e->out, "        rt_attention(&p, %s, %s, %s, %s);\n", qs, ks, vs, ys);
 }
 
+/* The buffer of operand slot k of a fused op, or NULL when it is absent. */
+static void slot_ref(const Emit *e, const Node *n, int k, char *buf, size_t len)
+{
+    if (k < 0) snprintf(buf, len, "NULL");
+    else ref(e, n->in[k], buf, len);
+}
+
+static void lower_fused_conv2d(Emit *e, const Node *n, int id)
+{
+    FusedSlots s;
+    fused_slots(n, &s);
+    FusedConv2dParams p;
+    fused_conv2d_params(n, in(e, n, s.x)->shape, in(e, n, s.w)->shape, s.chan_add >= 0 ? in(e, n, s.chan_add)->shape[0] : 0,
+                        &p);
+    const Conv2dParams *c = &p.conv;
+    fprintf(e->out,
+            "        static const FusedConv2dParams p = {.conv = {.n = %d, .c = %d, .h = %d, .w = %d, .oc = %d, .kh = %d,"
+            " .kw = %d,\n            .sh = %d, .sw = %d, .pt = %d, .pl = %d, .pb = %d, .pr = %d, .dh = %d, .dw = %d,"
+            " .groups = 1, .oh = %d, .ow = %d},\n"
+            "            .norm_groups = %d, .eps = %s, .silu = %d, .chan_add_n = %d, .out_scale = %s};\n",
+            c->n, c->c, c->h, c->w, c->oc, c->kh, c->kw, c->sh, c->sw, c->pt, c->pl, c->pb, c->pr, c->dh, c->dw, c->oh,
+            c->ow, p.norm_groups, cf(p.eps), p.silu, p.chan_add_n, cf(p.out_scale));
+    char xs[96], gs[96], bts[96], ws[96], bs[96], cs[96], rs[96];
+    slot_ref(e, n, s.x, xs, sizeof xs), slot_ref(e, n, s.gamma, gs, sizeof gs), slot_ref(e, n, s.beta, bts, sizeof bts);
+    slot_ref(e, n, s.w, ws, sizeof ws), slot_ref(e, n, s.bias, bs, sizeof bs);
+    slot_ref(e, n, s.chan_add, cs, sizeof cs), slot_ref(e, n, s.residual, rs, sizeof rs);
+    REF(ys, id);
+    fprintf(e->out, "        rt_fused_conv2d(&p, %s, %s, %s,\n            %s, %s, %s, %s, %s);\n", xs, gs, bts, ws, bs, cs,
+            rs, ys);
+}
+
+static void lower_fused_linear(Emit *e, const Node *n, int id)
+{
+    FusedSlots s;
+    fused_slots(n, &s);
+    const Node *x = in(e, n, s.x), *w = in(e, n, s.w);
+    FusedLinearParams p;
+    fused_linear_params(n, prod(x->shape, 0, x->ndim - 1), w->shape[1], w->shape[0], &p);
+    fprintf(e->out,
+            "        static const FusedLinearParams p = {.m = %d, .k = %d, .n = %d, .norm = %d, .eps = %s, .geglu = %d,"
+            " .out_scale = %s};\n",
+            p.m, p.k, p.n, p.norm, cf(p.eps), p.geglu, cf(p.out_scale));
+    char xs[96], gs[96], bts[96], ws[96], bs[96], rs[96];
+    slot_ref(e, n, s.x, xs, sizeof xs), slot_ref(e, n, s.gamma, gs, sizeof gs), slot_ref(e, n, s.beta, bts, sizeof bts);
+    slot_ref(e, n, s.w, ws, sizeof ws), slot_ref(e, n, s.bias, bs, sizeof bs), slot_ref(e, n, s.residual, rs, sizeof rs);
+    REF(ys, id);
+    fprintf(e->out, "        rt_fused_linear(&p, %s, %s, %s,\n            %s, %s, %s, %s);\n", xs, gs, bts, ws, bs, rs, ys);
+}
+
+/* q, k and v are read in place from the fused projection: row stride 3C. */
+static void lower_attention_qkv(Emit *e, const Node *n, int id)
+{
+    const Node *qkv = in(e, n, 0);
+    int64_t heads = node_int(n, "heads", 1), ch = n->shape[2];
+    REF(qs, n->in[0]);
+    REF(ys, id);
+    fprintf(e->out,
+            "        static const AttentionParams p = {.b = %" PRId64 ", .lq = %" PRId64 ", .lk = %" PRId64
+            ", .heads = %" PRId64 ", .dk = %" PRId64 ", .dv = %" PRId64 ",\n"
+            "            .ldq = %" PRId64 ", .ldk = %" PRId64 ", .ldv = %" PRId64 ", .ldy = %" PRId64
+            ", .scale = %s, .causal = %d, .upcast = %d};\n",
+            qkv->shape[0], qkv->shape[1], qkv->shape[1], heads, ch / heads, ch / heads, 3 * ch, 3 * ch, 3 * ch, ch,
+            cf(node_float(n, "scale", 1)), (int)node_int(n, "causal", 0), (int)node_int(n, "upcast", 0));
+    fprintf(e->out, "        rt_attention(&p, %s, %s + %" PRId64 ", %s + %" PRId64 ", %s);\n", qs, qs, ch, qs, 2 * ch, ys);
+}
+
 typedef void (*LowerFn)(Emit *e, const Node *n, int id);
 
 static const LowerFn lower[OP_COUNT] = {
@@ -349,6 +416,9 @@ static const LowerFn lower[OP_COUNT] = {
     [OP_TIMESTEP_EMBEDDING] = lower_timestep_embedding,
     [OP_EMBEDDING] = lower_embedding,
     [OP_ATTENTION] = lower_attention,
+    [OP_FUSED_CONV2D] = lower_fused_conv2d,
+    [OP_FUSED_LINEAR] = lower_fused_linear,
+    [OP_ATTENTION_QKV] = lower_attention_qkv,
 };
 
 static int c_supports_op(const Graph *g, const Node *n, SdcErr *err)
