@@ -19,6 +19,10 @@ int cmd_compile(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compile_graph(int argc, char **argv);
 
+/* A temporary folder for passes that write constants (folded weights,
+ * per-step tables), made on first use and removed at exit. */
+const char *cli_scratch_dir(void);
+
 /* Prints "sdc: <message>" and returns 1. */
 int cli_fail(const SdcErr *err);
 

@@ -39,6 +39,7 @@
     {"--cc", ARG_STR, &(o).cc, "CC", "C compiler (default $CC or cc)"},                                            \
     {"--quiet", ARG_BOOL, &(o).quiet, "", "no progress on stderr"},                                                \
     {"--max-memory", ARG_STR, &max_memory, "BYTES", "refuse a plan whose activations + weights exceed this (e.g. 8GiB)"}, \
+    {"--weights-dtype", ARG_STR, &weights_dtype, "f32|f16|bf16", "store conv/linear weights in this precision (default f32)"}, \
     {"--lora", ARG_STRS, &loras, "FILE[:MULT]", "fold a LoRA into the UNet/text encoder weights (repeatable; MULT default 1)"}
 
 /* The --lora values, parsed into a CompileOptions. */
@@ -64,9 +65,12 @@ static void lora_args_free(LoraArgs *a)
 
 /* Copies the numbers into o and checks what the table's ranges cannot. */
 static int finish_options(CompileOptions *o, long long w, long long h, long long steps, long long batch,
-                          long long clip_skip, const char *max_memory, SdcErr *err)
+                          long long clip_skip, const char *max_memory, const char *weights_dtype, SdcErr *err)
 {
     o->width = (int)w, o->height = (int)h, o->steps = (int)steps, o->batch = (int)batch, o->clip_skip = (int)clip_skip;
+    if (weights_dtype && (dtype_from_name(weights_dtype, &o->weights_dtype) < 0 ||
+                          (o->weights_dtype != DT_F32 && o->weights_dtype != DT_F16 && o->weights_dtype != DT_BF16)))
+        return sdc_err(err, "--weights-dtype: \"%s\" is not f32, f16 or bf16", weights_dtype);
     /* diffusers' pipelines refuse other sizes (check_inputs) */
     if (w % 8 || h % 8) return sdc_err(err, "--width/--height: %lldx%lld: both must be multiples of 8", w, h);
     if (max_memory && parse_bytes(max_memory, &o->max_memory) < 0)
@@ -79,7 +83,7 @@ int cmd_compile(int argc, char **argv)
     CompileOptions o;
     compile_options_default(&o);
     long long w = 512, h = 512, steps = 20, batch = 1, clip_skip = 0;
-    const char *max_memory = NULL;
+    const char *max_memory = NULL, *weights_dtype = NULL;
     int print_pipeline = 0;
     StrList loras = {0};
     LoraArgs la = {0};
@@ -104,7 +108,7 @@ int cmd_compile(int argc, char **argv)
         return cli_fail(&err);
     }
     o.model = pos[0];
-    if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, &err) < 0 ||
+    if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, weights_dtype, &err) < 0 ||
         path_check_output("-o", o.out, &err) < 0)
         return cli_fail(&err);
     rc = lora_args(&o, &loras, &la, &err) < 0 || sdc_compile(&o, &err) < 0 ? cli_fail(&err) : 0;
@@ -129,8 +133,8 @@ static uint64_t cache_key(const CompileOptions *o)
         snprintf(buf, sizeof buf, "%lld.%ld", (long long)st.st_mtime, (long)st.st_size);
         k = fnv_str(k, buf);
     }
-    snprintf(buf, sizeof buf, "%d %d %d %d %d %.17g %.17g %d", o->width, o->height, o->steps, o->batch, o->clip_skip,
-             o->guidance, o->eta, o->embed_weights);
+    snprintf(buf, sizeof buf, "%d %d %d %d %d %.17g %.17g %d %d", o->width, o->height, o->steps, o->batch,
+             o->clip_skip, o->guidance, o->eta, o->embed_weights, (int)o->weights_dtype);
     k = fnv_str(k, buf);
     const char *strs[] = {o->sampler, o->backend, o->passes, o->disabled, o->variant, o->tokenizer, SDC_VERSION};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) k = fnv_str(k, strs[i] ? strs[i] : "-");
@@ -151,7 +155,7 @@ int cmd_run(int argc, char **argv)
     compile_options_default(&o);
     long long w = 512, h = 512, steps = 20, batch = 1, clip_skip = 0, seed = 0, threads = 0, bench = 0;
     int print_pipeline = 0, rebuild = 0;
-    const char *max_memory = NULL;
+    const char *max_memory = NULL, *weights_dtype = NULL;
     StrList loras = {0};
     LoraArgs la = {0};
     double strength = 0.8;
@@ -183,7 +187,7 @@ int cmd_run(int argc, char **argv)
         return cli_fail(&err);
     }
     o.model = pos[0];
-    if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, &err) < 0) return cli_fail(&err);
+    if (finish_options(&o, w, h, steps, batch, clip_skip, max_memory, weights_dtype, &err) < 0) return cli_fail(&err);
     if (lora_args(&o, &loras, &la, &err) < 0) return lora_args_free(&la), cli_fail(&err);
     const char *home = getenv("XDG_CACHE_HOME");
     char dir[4096], exe[4200];

@@ -108,7 +108,7 @@ int cmd_eval(int argc, char **argv)
     if (eval_inputs(&f, c, &s, in, &err) < 0) goto done;
     s.clip_skip = (int)clip_skip;
     if (!(g = model_import(&m, c, &s, &err))) goto done;
-    PassOptions po = {.pipeline = passes, .verify = 1};
+    PassOptions po = {.pipeline = passes, .verify = 1, .scratch_dir = cli_scratch_dir()};
     if (pass_run_pipeline(g, &po, &err) < 0) goto done;
     if (interp_run(g, in, res, verbose, &err) < 0) goto done;
     const char *names[2] = {"out", "logvar"};
@@ -181,7 +181,7 @@ int cmd_import(int argc, char **argv)
     if (shape_for_image(&m, c, a.width, a.height, a.batch, &s, &err) < 0) goto done;
     s.clip_skip = (int)a.clip_skip;
     if (!(g = model_import(&m, c, &s, &err))) goto done;
-    PassOptions po = {.pipeline = a.passes, .verify = 1};
+    PassOptions po = {.pipeline = a.passes, .verify = 1, .scratch_dir = cli_scratch_dir()};
     if (pass_run_pipeline(g, &po, &err) < 0) goto done;
     if (a.emit_ir || a.out) {
         char *text = ir_print_str(g);
@@ -265,7 +265,7 @@ int cmd_stats(int argc, char **argv)
             rc = 1;
             break;
         }
-        PassOptions po = {.pipeline = a.passes, .disabled = a.disabled, .verify = 1};
+        PassOptions po = {.pipeline = a.passes, .disabled = a.disabled, .verify = 1, .scratch_dir = cli_scratch_dir()};
         if (pass_run_pipeline(g, &po, &err) < 0) {
             graph_free(g);
             rc = 1;
@@ -320,7 +320,7 @@ int cmd_graph(int argc, char **argv)
         model_close(&m);
         if (!g) return cli_fail(&err);
     }
-    PassOptions po = {.pipeline = a.passes, .verify = 1};
+    PassOptions po = {.pipeline = a.passes, .verify = 1, .scratch_dir = cli_scratch_dir()};
     FILE *out = stdout;
     AtomicFile af = {0};
     if (pass_run_pipeline(g, &po, &err) < 0 || (a.out && atomic_open(&af, a.out, &err) < 0)) {

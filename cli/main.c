@@ -1,8 +1,10 @@
 /* main.c — sdc's entry point: dispatches to a subcommand. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "fsutil.h"
 
 #ifndef SDC_VERSION
 #define SDC_VERSION "0.0.0"
@@ -40,6 +42,19 @@ static void usage(FILE *out)
     fputs("usage: sdc COMMAND [options]   (sdc COMMAND --help for each)\n\ncommands:\n", out);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+static char scratch[64];
+
+static void remove_scratch(void) { remove_flat_dir(scratch); }
+
+const char *cli_scratch_dir(void)
+{
+    if (scratch[0]) return scratch;
+    snprintf(scratch, sizeof scratch, "/tmp/sdc-XXXXXX");
+    if (!mkdtemp(scratch)) return scratch[0] = 0, NULL; /* passes then keep their graph-level fallback */
+    atexit(remove_scratch);
+    return scratch;
 }
 
 int cli_fail(const SdcErr *err)

@@ -80,7 +80,7 @@ static int same_ignoring_units(int na, const int64_t *a, int nb, const int64_t *
 static int placeholder(WeightSet *ws, Graph *g, const char *name, int ndim, const int64_t *shape)
 {
     static uint64_t next;
-    return graph_add_const_file(g, name, ws->compute, ndim, shape, "(no weights)", ++next, DT_F32);
+    return graph_add_const_file(g, name, ws->compute, ndim, shape, CONST_NO_WEIGHTS, ++next, DT_F32);
 }
 
 int ws_bind(WeightSet *ws, Graph *g, const char *name, WeightKind kind, int ndim, const int64_t *shape)

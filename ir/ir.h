@@ -53,6 +53,11 @@ typedef struct Attr {
     char *s;         /* ATTR_STR */
 } Attr;
 
+/* The file name of constants that stand for weights not on disk (a preset
+ * imported for stats, a missing tensor): they have a shape but no values, so
+ * nothing may read them. */
+#define CONST_NO_WEIGHTS "(no weights)"
+
 /* Where a constant's values come from. */
 typedef enum ConstKind { CONST_NONE, CONST_FILE, CONST_DENSE } ConstKind;
 

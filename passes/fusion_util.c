@@ -169,6 +169,12 @@ void fusion_rewrite_end(FusionRewrite *r)
 int fusion_fold_consts(Graph *g, const int *nodes, int count, const char *dir, const char *stem, SdcErr *err)
 {
     if (count == 0) return 0;
+    /* constants without values (a preset imported for stats) cannot be folded: keep the nodes */
+    for (int i = 0; i < count; i++)
+        for (int k = 0; k < g->nodes[nodes[i]].nin; k++) {
+            const Node *c = &g->nodes[g->nodes[nodes[i]].in[k]];
+            if (c->ckind == CONST_FILE && strcmp(c->cfile, CONST_NO_WEIGHTS) == 0) return 0;
+        }
     char *absdir = realpath(dir, NULL);
     if (!absdir) return sdc_err(err, "scratch folder %s: %s", dir, strerror(errno));
     /* a new file each time: constants folded earlier point into the old ones */

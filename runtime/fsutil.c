@@ -1,6 +1,7 @@
 /* fsutil.c — see fsutil.h. */
 #include "fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -145,4 +146,19 @@ int path_check_output(const char *flag, const char *path, SdcErr *err)
         rc = sdc_err(err, "%s: cannot write %s: directory %s is not writable (%s)", flag, path, dir, strerror(errno));
     free(copy);
     return rc;
+}
+
+void remove_flat_dir(const char *dir)
+{
+    if (!dir || !dir[0]) return;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            char *p = path_join(dir, e->d_name);
+            unlink(p);
+            free(p);
+        }
+    if (d) closedir(d);
+    rmdir(dir);
 }

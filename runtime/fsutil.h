@@ -29,6 +29,9 @@ char *path_join(const char *dir, const char *name); /* xmalloc-ed */
 int path_is_dir(const char *path);
 int path_exists(const char *path);
 int mkdir_p(const char *path, SdcErr *err);
+/* Removes the files in dir (not recursively) and then dir itself; for the
+ * temporary folders sdc makes.  Errors are ignored. */
+void remove_flat_dir(const char *dir);
 /* Whether `path` can be made as an output file: not a directory, and its
  * directory exists and is writable.  Checked before long work, so that a
  * typo in an output path costs nothing; `flag` starts the message

@@ -1,4 +1,5 @@
 /* test_util.c — shared test helpers (see test.h). */
+#define _XOPEN_SOURCE 700
 #include "test.h"
 
 #include <math.h>
@@ -6,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <ftw.h>
 #include <sys/stat.h>
 
 int test_failures;
@@ -121,14 +123,36 @@ const char *test_need_fixtures(void)
     return f;
 }
 
+static char tmp_paths[8][256];
+static int ntmp;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* Test folders go at exit (SDC_KEEP_TMP=1 keeps them for a post-mortem). */
+static void remove_tmpdirs(void)
+{
+    const char *keep = getenv("SDC_KEEP_TMP");
+    if (keep && *keep == '1') return;
+    for (int i = 0; i < ntmp; i++) nftw(tmp_paths[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *test_tmpdir(void)
 {
-    static char path[256];
+    if (ntmp == 8) {
+        fprintf(stderr, "test_tmpdir: too many temporary folders\n");
+        exit(2);
+    }
+    char *path = tmp_paths[ntmp];
     const char *base = getenv("TMPDIR");
-    snprintf(path, sizeof path, "%s/sdc-test-XXXXXX", base && *base ? base : "/tmp");
+    snprintf(path, 256, "%s/sdc-test-XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(path)) {
         perror("mkdtemp");
         exit(2);
     }
+    if (ntmp++ == 0) atexit(remove_tmpdirs);
     return path;
 }
