@@ -20,6 +20,7 @@ typedef struct EmitGraph {
     const Graph *g;
     const MemPlan *plan;
     const int64_t *weight_offset; /* per node: absolute offset of a constant in the weights file, -1 otherwise */
+    const struct WeightPack *weight_pack; /* per node: how a constant is packed (weight_pack.h); NULL: none is */
 } EmitGraph;
 
 typedef struct Backend {

@@ -25,6 +25,7 @@
 #include "fsutil.h"
 #include "graph_main.h"
 #include "interp.h"
+#include "kernels.h"
 #include "model.h"
 #include "pass.h"
 #include "pipeline.h"
@@ -32,6 +33,7 @@
 #include "scheduler.h"
 #include "stats.h"
 #include "tokenizer.h"
+#include "weight_pack.h"
 
 #ifndef SDC_SOURCE_DIR
 #define SDC_SOURCE_DIR "."
@@ -53,8 +55,9 @@ static const Component part_comp[NPARTS] = {COMP_TEXT_ENCODER, COMP_UNET, COMP_V
 typedef struct Part {
     Graph *g;
     MemPlan plan;
-    int64_t *woff; /* per node: offset in the weights file */
-    int *wtensor;  /* per node: index of its tensor in the weights file, -1 if none */
+    int64_t *woff;      /* per node: offset in the weights file */
+    int *wtensor;       /* per node: index of its tensor in the weights file, -1 if none */
+    WeightPack *wpack;  /* per node: how a constant is stored (packed GEMM weights) */
 } Part;
 
 typedef struct Compile {
@@ -212,6 +215,38 @@ static int same_source(const Node *a, const Node *b)
            node_numel(a) == node_numel(b) && a->ndim == b->ndim && strcmp(a->cfile, b->cfile) == 0;
 }
 
+static int same_pack(const WeightPack *a, const WeightPack *b)
+{
+    return a->pack == b->pack && a->groups == b->groups && a->rows == b->rows && a->k == b->k;
+}
+
+static DType pack_dtype(RtWeightPack pack)
+{
+    return pack == RT_WPACK_CONV_F16 || pack == RT_WPACK_LINEAR_F16     ? DT_F16
+           : pack == RT_WPACK_CONV_BF16 || pack == RT_WPACK_LINEAR_BF16 ? DT_BF16
+                                                                         : DT_F32;
+}
+
+/* Writes one constant as the weights file stores it: f32, or packed for the
+ * GEMM micro-kernel (rt_pack_weight) in the chosen precision. */
+static int put_weight(StWriter *w, const Graph *g, const Node *nd, const WeightPack *wp, SdcErr *err)
+{
+    Tensor *t = interp_load_const(g, nd, err);
+    if (!t) return -1;
+    int rc;
+    if (wp->pack == RT_WPACK_NONE) {
+        rc = st_writer_put(w, t->f, err);
+    } else {
+        int64_t bytes = rt_packed_weight_size(wp->pack, wp->groups, wp->rows, wp->k);
+        void *packed = xmalloc((size_t)bytes);
+        rt_pack_weight(wp->pack, wp->groups, wp->rows, wp->k, t->f, packed);
+        rc = st_writer_put_n(w, packed, (uint64_t)bytes, err);
+        free(packed);
+    }
+    tensor_free(t);
+    return rc;
+}
+
 static uint64_t fnv(uint64_t h, const void *data, size_t n)
 {
     const unsigned char *p = data;
@@ -227,6 +262,8 @@ static int write_weights(Compile *c, SdcErr *err)
         const Graph *g = c->part[p].g;
         c->part[p].wtensor = xmalloc(sizeof(int) * (size_t)g->n);
         c->part[p].woff = xmalloc(sizeof(int64_t) * (size_t)g->n);
+        c->part[p].wpack = xmalloc(sizeof(WeightPack) * (size_t)g->n);
+        weight_pack_plan(g, c->o->weights_dtype, c->part[p].wpack);
         for (int i = 0; i < g->n; i++) {
             c->part[p].wtensor[i] = -1;
             c->part[p].woff[i] = -1;
@@ -235,7 +272,9 @@ static int write_weights(Compile *c, SdcErr *err)
             int found = -1;
             /* the same bytes used twice (tied weights, a VAE file shared by two graphs) are stored once */
             for (int k = n - 1; k >= 0 && found < 0; k--)
-                if (same_source(nd, &c->part[list[k].part].g->nodes[list[k].node])) found = k;
+                if (same_source(nd, &c->part[list[k].part].g->nodes[list[k].node]) &&
+                    same_pack(&c->part[p].wpack[i], &c->part[list[k].part].wpack[list[k].node]))
+                    found = k;
             if (found < 0) {
                 list = xrealloc(list, sizeof(WTensor) * (size_t)(n + 1));
                 list[n] = (WTensor){p, i};
@@ -244,6 +283,17 @@ static int write_weights(Compile *c, SdcErr *err)
             c->part[p].wtensor[i] = found;
         }
     }
+    /* tensors whose size is a multiple of 64 bytes first: the data section
+     * starts 64-aligned, so they all start on a cache line (packed linear
+     * weights are read with aligned-size vector loads) */
+    int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), no = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < n; k++) {
+            const WeightPack *wp = &c->part[list[k].part].wpack[list[k].node];
+            int64_t bytes = wp->pack ? rt_packed_weight_size(wp->pack, wp->groups, wp->rows, wp->k)
+                                     : 4 * node_numel(&c->part[list[k].part].g->nodes[list[k].node]);
+            if ((bytes % 64 == 0) == (pass == 0)) order[no++] = k;
+        }
     StDesc *descs = xcalloc((size_t)(n ? n : 1), sizeof(StDesc));
     char **names = xcalloc((size_t)(n ? n : 1), sizeof(char *));
     uint64_t id = 1469598103934665603ull;
@@ -251,37 +301,45 @@ static int write_weights(Compile *c, SdcErr *err)
     if (c->model.root) id = fnv(id, c->model.root, strlen(c->model.root));
     for (int k = 0; k < n; k++) {
         const Node *nd = &c->part[list[k].part].g->nodes[list[k].node];
+        const WeightPack *wp = &c->part[list[k].part].wpack[list[k].node];
         size_t len = strlen(c->names[list[k].part]) + strlen(nd->name) + 2;
         names[k] = xmalloc(len);
         snprintf(names[k], len, "%s/%s", c->names[list[k].part], nd->name);
-        descs[k].name = names[k];
-        descs[k].dtype = DT_F32;
-        descs[k].ndim = nd->ndim;
-        memcpy(descs[k].shape, nd->shape, sizeof(int64_t) * (size_t)nd->ndim);
+        StDesc *d = &descs[k];
+        d->name = names[k];
+        d->dtype = DT_F32;
+        d->ndim = nd->ndim;
+        memcpy(d->shape, nd->shape, sizeof(int64_t) * (size_t)nd->ndim);
+        if (wp->pack != RT_WPACK_NONE) { /* packed: a flat run of its storage type */
+            d->dtype = pack_dtype(wp->pack);
+            d->ndim = 1;
+            d->shape[0] = rt_packed_weight_size(wp->pack, wp->groups, wp->rows, wp->k) / (int64_t)dtype_size(d->dtype);
+        }
         id = fnv(id, names[k], len);
         id = fnv(id, nd->shape, sizeof(int64_t) * (size_t)nd->ndim);
+        id = fnv(id, &wp->pack, sizeof wp->pack);
         if (nd->ckind == CONST_FILE) id = fnv(id, &nd->coffset, sizeof nd->coffset);
     }
+    /* descs in file order */
+    StDesc *file_descs = xmalloc(sizeof(StDesc) * (size_t)(n ? n : 1));
+    for (int k = 0; k < n; k++) file_descs[k] = descs[order[k]];
     c->weights_id = id;
     char id_str[32], maxlen[16];
     pipeline_weights_id_str(id, id_str);
     snprintf(maxlen, sizeof maxlen, "%d", c->max_length);
-    const char *keys[] = {"sdc.weights_id", "sdc.version", "sdc.model", "sdc.vocab_json", "sdc.merges_txt",
-                          "sdc.pad_token", "sdc.max_length"};
-    const char *vals[] = {id_str, SDC_VERSION, c->model.root, c->vocab, c->merges, c->pad_token, maxlen};
-    StWriter *w;
+    char packing[160];
+    snprintf(packing, sizeof packing, "%s %s", dtype_name(c->o->weights_dtype), rt_weight_packing());
     /* a single graph (compile-graph) has no model or tokenizer */
-    if (st_writer_open(&w, c->weights_path, n, descs, c->vocab ? 7 : 2, keys, vals, err) < 0) goto fail;
+    const char *keys[] = {"sdc.weights_id", "sdc.version", "sdc.packing", "sdc.model", "sdc.vocab_json",
+                          "sdc.merges_txt", "sdc.pad_token", "sdc.max_length"};
+    const char *vals[] = {id_str, SDC_VERSION, packing, c->model.root, c->vocab, c->merges, c->pad_token, maxlen};
+    StWriter *w;
+    if (st_writer_open_aligned(&w, c->weights_path, n, file_descs, c->vocab ? 8 : 3, keys, vals, 64, err) < 0)
+        goto fail;
     for (int k = 0; k < n; k++) {
-        const Graph *g = c->part[list[k].part].g;
-        Tensor *t = interp_load_const(g, &g->nodes[list[k].node], err);
-        if (!t) {
-            st_writer_abort(w);
-            goto fail;
-        }
-        int rc = st_writer_put(w, t->f, err);
-        tensor_free(t);
-        if (rc < 0) {
+        const Graph *g = c->part[list[order[k]].part].g;
+        int node = list[order[k]].node;
+        if (put_weight(w, g, &g->nodes[node], &c->part[list[order[k]].part].wpack[node], err) < 0) {
             st_writer_abort(w);
             goto fail;
         }
@@ -296,11 +354,11 @@ static int write_weights(Compile *c, SdcErr *err)
             if (c->part[p].wtensor[i] >= 0) c->part[p].woff[i] = (int64_t)st_find(&f, names[c->part[p].wtensor[i]])->offset;
     st_close(&f);
     for (int k = 0; k < n; k++) free(names[k]);
-    free(names), free(descs), free(list);
+    free(names), free(descs), free(file_descs), free(order), free(list);
     return 0;
 fail:
     for (int k = 0; k < n; k++) free(names[k]);
-    free(names), free(descs), free(list);
+    free(names), free(descs), free(file_descs), free(order), free(list);
     return -1;
 }
 
@@ -403,7 +461,8 @@ static int emit_c(Compile *c, SdcErr *err)
         atomic_abort(&af);
         return -1;
     }
-    for (int p = 0; p < NPARTS; p++) eg[p] = (EmitGraph){part_names[p], p, c->part[p].g, &c->part[p].plan, c->part[p].woff};
+    for (int p = 0; p < NPARTS; p++)
+        eg[p] = (EmitGraph){part_names[p], p, c->part[p].g, &c->part[p].plan, c->part[p].woff, c->part[p].wpack};
     const Backend *be = backend_find(c->o->backend);
     if (be->emit_graphs(eg, NPARTS, f, err) < 0) {
         atomic_abort(&af);
@@ -517,22 +576,6 @@ static int run_cc(Compile *c, SdcErr *err)
     return rc;
 }
 
-/* Removes the scratch folder and the files passes wrote into it. */
-static void remove_tree(const char *dir)
-{
-    if (!dir[0]) return;
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            char *p = path_join(dir, e->d_name);
-            unlink(p);
-            free(p);
-        }
-    if (d) closedir(d);
-    rmdir(dir);
-}
-
 /* Gives the weights their final name "<out>.weights", once the executable is
  * in place (before, they live under a temporary name that is removed on
  * failure, so that a failed compile leaves no half-made pair). */
@@ -552,7 +595,7 @@ static void free_parts(Compile *c)
     for (int p = 0; p < NPARTS; p++) {
         graph_free(c->part[p].g);
         memplan_free(&c->part[p].plan);
-        free(c->part[p].woff), free(c->part[p].wtensor);
+        free(c->part[p].woff), free(c->part[p].wtensor), free(c->part[p].wpack);
     }
 }
 
@@ -564,6 +607,10 @@ static void describe(Compile *c)
              o->width, o->height, o->steps, sampler_name(c->plan.kind), o->guidance, o->batch, o->clip_skip, o->eta,
              o->backend, o->passes ? o->passes : pass_default_pipeline(), o->disabled ? " disabled=" : "",
              o->disabled ? o->disabled : "");
+    if (o->weights_dtype != DT_F32) {
+        size_t at = strlen(c->options);
+        snprintf(c->options + at, sizeof c->options - at, " weights_dtype=%s", dtype_name(o->weights_dtype));
+    }
     for (int l = 0; l < o->nloras; l++) { /* the LoRAs are part of what was compiled */
         size_t at = strlen(c->options);
         snprintf(c->options + at, sizeof c->options - at, " lora=%s:%g", o->lora_files[l], o->lora_mults[l]);
@@ -609,7 +656,7 @@ int sdc_compile(const CompileOptions *o, SdcErr *err)
 done:
     if (!o->keep_c) unlink(c.c_path);
     unlink(c.weights_path);
-    remove_tree(c.scratch);
+    remove_flat_dir(c.scratch);
     free_parts(&c);
     if (c.plan.timesteps) sched_plan_free(&c.plan);
     free(c.vocab), free(c.merges), free(c.weights_path), free(c.c_path);
@@ -637,7 +684,7 @@ static int emit_graph_main(Compile *c, SdcErr *err)
         atomic_abort(&af);
         return -1;
     }
-    EmitGraph eg = {"standalone", 0, g, &c->part[0].plan, c->part[0].woff};
+    EmitGraph eg = {"standalone", 0, g, &c->part[0].plan, c->part[0].woff, c->part[0].wpack};
     if (backend_find(c->o->backend)->emit_graphs(&eg, 1, f, err) < 0) {
         atomic_abort(&af);
         return -1;
@@ -695,7 +742,7 @@ int sdc_compile_graph(const CompileOptions *o, SdcErr *err)
 done:
     if (!o->keep_c) unlink(c.c_path);
     unlink(c.weights_path);
-    remove_tree(c.scratch);
+    remove_flat_dir(c.scratch);
     free_parts(&c);
     free(c.weights_path), free(c.c_path);
     return rc;

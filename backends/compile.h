@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "dtype.h"
 #include "err.h"
 
 typedef struct CompileOptions {
@@ -20,6 +21,7 @@ typedef struct CompileOptions {
     const char *cc;        /* C compiler (default: $CC or cc) */
     int width, height, steps, batch, clip_skip;
     double guidance, eta;
+    DType weights_dtype; /* storage of the packed GEMM weights: DT_F32 (default), DT_F16 or DT_BF16 */
     int embed_weights; /* put the weights inside the executable */
     int keep_c;        /* keep "<out>.c" */
     int quiet, timing;

@@ -11,6 +11,24 @@
 
 #include <stdint.h>
 
+/* How a GEMM weight is stored in the weights file.  `sdc compile` packs
+ * conv and linear weights into the runtime GEMM's panel layout (and, with
+ * --weights-dtype, into 16-bit floats) once, so that the executable uses
+ * them in place (runtime/gemm.h; rt_pack_weight in kernels.h).  The
+ * reference kernels only ever see RT_WPACK_NONE. */
+typedef enum RtWeightPack {
+    RT_WPACK_NONE = 0,        /* as the graph has it, f32 */
+    RT_WPACK_CONV_F32 = 1,    /* conv [oc, c/g, kh, kw]: per group, panels of 6 output channels,
+                               * each [c/g*kh*kw][6]: [g][ceil(og/6)][c/g*kh*kw][6] */
+    RT_WPACK_CONV_F16 = 2,    /* the same layout in IEEE half */
+    RT_WPACK_CONV_BF16 = 3,   /* the same layout in bfloat16 */
+    RT_WPACK_LINEAR_F32 = 4,  /* linear [n, k] as the B operand of x w^T: panels of 16 output
+                               * features, each [k][16]: [ceil(n/16)][k][16] */
+    RT_WPACK_LINEAR_F16 = 5,
+    RT_WPACK_LINEAR_BF16 = 6,
+    RT_WPACK_COUNT
+} RtWeightPack;
+
 /* y[n,oc,oh,ow] = b[oc] + sum_{ic in group, ky, kx} x[n,ic,oy*sh-pt+ky*dh, ox*sw-pl+kx*dw] * w[oc,ic%(c/g),ky,kx]
  * x: [n, c, h, w]; w: [oc, c/groups, kh, kw]; b: [oc] or NULL.
  * Padding may be asymmetric (diffusers pads (0,1,0,1) before a stride-2 conv
@@ -24,6 +42,7 @@ typedef struct Conv2dParams {
     int dh, dw;         /* dilation (1 in SD) */
     int groups;
     int oh, ow;         /* output, computed by conv2d_params_finish */
+    int wpack;          /* RtWeightPack of w: RT_WPACK_NONE or RT_WPACK_CONV_* */
 } Conv2dParams;
 
 /* Fills oh/ow; returns -1 if the output would be empty or sizes are invalid. */
@@ -49,6 +68,8 @@ typedef struct MatmulParams {
     int trans_a, trans_b;
     int64_t lda, ldb, ldc;                 /* row strides */
     int64_t stride_a, stride_b, stride_c;  /* batch strides */
+    int bpack; /* RtWeightPack of B: RT_WPACK_NONE, or RT_WPACK_LINEAR_* for a linear weight
+                * (trans_b, shared by every batch entry) */
 } MatmulParams;
 
 /* y = (x - mean_g) / sqrt(var_g + eps) * gamma[c] + beta[c] over groups of
@@ -135,6 +156,7 @@ typedef struct FusedLinearParams {
     float eps;
     int geglu;
     float out_scale;
+    int wpack; /* RtWeightPack of w: RT_WPACK_NONE or RT_WPACK_LINEAR_* */
 } FusedLinearParams;
 
 #endif

@@ -30,6 +30,15 @@ void rt_fused_conv2d(const FusedConv2dParams *p, const float *x, const float *ga
 void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *gamma, const float *beta,
                      const float *w, const float *b, const float *residual, float *y);
 
+/* Packed GEMM weights (kernel_params.h: RtWeightPack).  A conv weight has
+ * rows = oc, k = c/groups*kh*kw; a linear weight rows = n, k = k.
+ * rt_packed_weight_size gives the bytes of the packed form (padding
+ * included); rt_pack_weight writes it (sdc compile, once per weight). */
+int64_t rt_packed_weight_size(RtWeightPack pack, int groups, int64_t rows, int64_t k);
+void rt_pack_weight(RtWeightPack pack, int groups, int64_t rows, int64_t k, const float *w, void *dst);
+/* The packed layout in words, for the weights file's metadata. */
+const char *rt_weight_packing(void);
+
 /* Elementwise, y may alias x. */
 void rt_silu(const float *x, float *y, int64_t n);
 void rt_gelu(const float *x, float *y, int64_t n);       /* exact: 0.5x(1+erf(x/sqrt2)) */

@@ -1,66 +1,172 @@
 /* kernels_attention.c — rt_attention: scaled dot-product attention with a
- * tiled online softmax (the flash-attention recurrence), so that no lq x lk
- * score matrix is ever stored.
+ * tiled online softmax (the flash-attention recurrence) on the GEMM
+ * engine's micro-kernel, so that no lq x lk score matrix is ever stored.
  *
- * A task is one (batch, head, block of ATTN_QB queries).  It walks the keys
- * in blocks of ATTN_KB:
- *   S = scale * Q K^T                       (rt_gemm, stored transposed: [nk, nq])
- *   m' = max(m, rowmax S);  P = exp(S - m');  l = l * exp(m - m') + rowsum P
- *   O = O * exp(m - m') + P V               (rt_gemm, beta = 1)
- * and finally y = O / l.  S is kept keys x queries so that the softmax
- * statistics of the queries are vector lanes (rt_vec_softmax_step): no
- * horizontal reduction per row.  With the causal mask, key blocks past the
- * last query of the block are skipped and hidden scores set to -inf.  Each
- * output row is reduced by one task in a fixed key order, so the result
- * does not depend on the thread count.  QB = KB = 256 measured best among
- * 64..1024 for SD's dk = 40 (the GEMMs are thin: dk deep, dv wide). */
+ * First K and V of every (batch, head) are packed once, in parallel, as
+ * A operands (gemm.h): K as panels of 6 keys x dk, V^T as panels of 6 value
+ * channels x lk; every query block of that head reuses them.  A task is one
+ * (batch, head, block of ATTN_QB queries); it packs Q^T once as B panels
+ * (16 queries each) and walks the keys in blocks of ATTN_KB:
+ *   S^T = scale * K Q^T        written by the micro-kernel straight into
+ *                              B sub-panels [query/16][key][16]
+ *   m' = max(m, colmax S^T);  P = exp(S^T - m');  l = l * exp(m - m') + colsum P
+ *   O^T = O^T * exp(m - m') + V^T P   (P is already the B operand)
+ * and finally y = (O^T)^T / l.  Keeping S transposed makes the softmax
+ * statistics of the queries vector lanes (rt_vec_softmax_panel, one 16-query
+ * sub-panel at a time): no horizontal reduction per row, and both GEMMs
+ * run full-width tiles (64 queries) even though dk and dv are thin (40 in
+ * SD).  With the causal mask, key blocks past the last query of the block
+ * are skipped and hidden scores set to -inf.  Each output row is reduced by
+ * one task in a fixed key order, so the result does not depend on the
+ * thread count. */
 #include "kernels_internal.h"
 
 #include <math.h>
 
 #include "err.h"
+#include "gemm.h"
 
 #define ATTN_QB 256 /* queries per task */
-#define ATTN_KB 256 /* keys per block: S is QB*KB floats (256 KiB) */
+#define ATTN_KB 240 /* keys per block: a multiple of 6 (K panels); S^T is 240 x 256 floats (240 KiB) */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define AVX512 __attribute__((target("avx512f")))
+
+/* exp(x) for x <= 0 (scores minus their running max): Cephes' reduction and
+ * polynomial as kernels_vec.c's exp, with vscalefps for the 2^n, and 0 below
+ * -87 (masked keys are -inf). */
+static AVX512 inline __m512 exp_neg512(__m512 x)
+{
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 e = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps(live, e, n);
+}
+
+/* rt_vec_softmax_panel with one zmm per key row, two rows at a time. */
+static AVX512 void softmax_panel_avx512(float *st, int64_t nk, float *mx, float *sum, float *factor)
+{
+    __m512 m0 = _mm512_loadu_ps(mx), m1 = m0;
+    int64_t j = 0;
+    for (; j + 1 < nk; j += 2) {
+        m0 = _mm512_max_ps(m0, _mm512_loadu_ps(st + j * 16));
+        m1 = _mm512_max_ps(m1, _mm512_loadu_ps(st + j * 16 + 16));
+    }
+    if (j < nk) m0 = _mm512_max_ps(m0, _mm512_loadu_ps(st + j * 16));
+    __m512 old = _mm512_loadu_ps(mx), m = _mm512_max_ps(m0, m1);
+    __mmask16 none = _mm512_cmp_ps_mask(m, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ); /* nothing visible yet */
+    __m512 f = _mm512_mask_blend_ps(none, exp_neg512(_mm512_sub_ps(old, m)), _mm512_set1_ps(1.0f));
+    _mm512_storeu_ps(factor, f);
+    _mm512_storeu_ps(mx, m);
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    for (j = 0; j + 1 < nk; j += 2) {
+        __m512 e0 = exp_neg512(_mm512_sub_ps(_mm512_loadu_ps(st + j * 16), m));
+        __m512 e1 = exp_neg512(_mm512_sub_ps(_mm512_loadu_ps(st + j * 16 + 16), m));
+        _mm512_storeu_ps(st + j * 16, e0);
+        _mm512_storeu_ps(st + j * 16 + 16, e1);
+        s0 = _mm512_add_ps(s0, e0);
+        s1 = _mm512_add_ps(s1, e1);
+    }
+    if (j < nk) {
+        __m512 e0 = exp_neg512(_mm512_sub_ps(_mm512_loadu_ps(st + j * 16), m));
+        _mm512_storeu_ps(st + j * 16, e0);
+        s0 = _mm512_add_ps(s0, e0);
+    }
+    _mm512_storeu_ps(sum, _mm512_fmadd_ps(_mm512_loadu_ps(sum), f, _mm512_add_ps(s0, s1)));
+}
+#endif
+
+static void softmax_panel(int avx512, float *st, int64_t nk, float *mx, float *sum, float *factor)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (avx512) {
+        softmax_panel_avx512(st, nk, mx, sum, factor);
+        return;
+    }
+#endif
+    (void)avx512;
+    rt_vec_softmax_panel(st, nk, mx, sum, factor);
+}
 
 void rt_attention(const AttentionParams *p, const float *q, const float *k, const float *v, float *y)
 {
     rt_kernels_prepare();
     if (p->b <= 0 || p->heads <= 0 || p->lq <= 0) return;
-    SDC_ASSERT(p->lk > 0);
-    int64_t qblocks = rt_div_up(p->lq, ATTN_QB);
-    int64_t tasks = (int64_t)p->b * p->heads * qblocks;
+    SDC_ASSERT(p->lk > 0 && p->dk > 0 && p->dv > 0);
+    const RtGemmArch *ar = rt_gemm_arch();
+    int64_t nbh = (int64_t)p->b * p->heads;
+    int64_t klen = rt_div_up(p->lk, RT_GEMM_MR) * RT_GEMM_MR * p->dk; /* packed K of one head */
+    int64_t vlen = rt_div_up(p->dv, RT_GEMM_MR) * RT_GEMM_MR * p->lk; /* packed V^T of one head */
+    float *kv = rt_scratch(RT_SCRATCH_ATTN_KV, (size_t)(nbh * (klen + vlen)));
 
+#pragma omp parallel for schedule(dynamic, 1) num_threads(rt_threads())
+    for (int64_t bh = 0; bh < nbh; bh++) {
+        int64_t bi = bh / p->heads, h = bh % p->heads;
+        rt_pack_a_block(0, k + bi * p->lk * p->ldk + h * p->dk, p->ldk, p->lk, p->dk, kv + bh * klen);
+        rt_pack_a_block(1, v + bi * p->lk * p->ldv + h * p->dv, p->ldv, p->dv, p->lk, kv + nbh * klen + bh * vlen);
+    }
+
+    int64_t qblocks = rt_div_up(p->lq, ATTN_QB);
+    int64_t tasks = nbh * qblocks;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(rt_threads())
     for (int64_t t = 0; t < tasks; t++) {
         int64_t qb = t % qblocks, bh = t / qblocks;
         int64_t bi = bh / p->heads, h = bh % p->heads;
         int i0 = (int)(qb * ATTN_QB), nq = (int)rt_min64(ATTN_QB, p->lq - i0);
-        const float *qt = q + (bi * p->lq + i0) * p->ldq + h * p->dk;
-        const float *kh = k + bi * p->lk * p->ldk + h * p->dk;
-        const float *vh = v + bi * p->lk * p->ldv + h * p->dv;
+        int qpad = (int)rt_div_up(nq, RT_GEMM_SUB) * RT_GEMM_SUB; /* queries incl. the zero padding of Q */
+        const float *kp = kv + bh * klen, *vp = kv + nbh * klen + bh * vlen;
 
-        float *st = rt_scratch(RT_SCRATCH_MAIN, (size_t)ATTN_KB * ATTN_QB);
-        float *o = rt_scratch(RT_SCRATCH_AUX, (size_t)ATTN_QB * (p->dv + 4));
-        float *mx = o + (int64_t)ATTN_QB * p->dv, *sum = mx + ATTN_QB, *factor = sum + ATTN_QB;
-        float *col = factor + ATTN_QB;
-        rt_vec_fill(mx, nq, -INFINITY);
-        rt_vec_fill(sum, nq, 0.0f);
+        float *qp = rt_scratch(RT_SCRATCH_PACK_B, (size_t)qpad * p->dk);
+        float *st = rt_scratch(RT_SCRATCH_MAIN, (size_t)qpad * ATTN_KB);
+        float *ot = rt_scratch(RT_SCRATCH_AUX, (size_t)qpad * (p->dv + 3));
+        float *mx = ot + (int64_t)qpad * p->dv, *sum = mx + qpad, *factor = sum + qpad;
+        rt_pack_b_block(1, q + (bi * p->lq + i0) * p->ldq + h * p->dk, p->ldq, p->dk, nq, qp);
+        rt_vec_fill(mx, qpad, -INFINITY);
+        rt_vec_fill(sum, qpad, 0.0f);
 
         int kend = p->causal ? (int)rt_min64(p->lk, i0 + nq) : p->lk;
         for (int j0 = 0; j0 < kend; j0 += ATTN_KB) {
             int nk = (int)rt_min64(ATTN_KB, kend - j0);
-            /* S^T[nk, nq] = scale * K Q^T */
-            rt_gemm(0, 1, nk, nq, p->dk, p->scale, kh + j0 * p->ldk, p->ldk, qt, p->ldq, 0.0f, st, nq);
-            if (p->causal) /* key j0+j is hidden from queries i0+r < j0+j */
-                for (int j = 0; j < nk; j++) rt_vec_fill(st + (int64_t)j * nq, rt_min64(nq, j0 + j - i0), -INFINITY);
-            rt_vec_softmax_step(st, nk, nq, mx, sum, factor, col);
-            if (j0 > 0) rt_vec_scale_rows(o, nq, p->dv, factor);
-            /* O[nq, dv] (+)= P V, P = (S^T)^T; the first block sets O */
-            rt_gemm(1, 0, nq, p->dv, nk, 1.0f, st, nq, vh + j0 * p->ldv, p->ldv, j0 > 0 ? 1.0f : 0.0f, o, p->dv);
+            int64_t ps = (int64_t)nk * RT_GEMM_SUB; /* sub-panel stride of S^T */
+            /* S^T[nk][qpad] = scale * K Q^T, as B sub-panels */
+            for (int jr = 0; jr < qpad; jr += ar->nr)
+                for (int ir = 0; ir < nk; ir += RT_GEMM_MR)
+                    ar->kernel(p->dk, kp + (int64_t)(j0 + ir) / RT_GEMM_MR * RT_GEMM_MR * p->dk,
+                               qp + (int64_t)jr * p->dk, (int64_t)p->dk * RT_GEMM_SUB,
+                               st + jr / RT_GEMM_SUB * ps + ir * RT_GEMM_SUB, RT_GEMM_SUB, ps,
+                               (int)rt_min64(RT_GEMM_MR, nk - ir), (int)rt_min64(ar->nr, qpad - jr), p->scale, 0.0f);
+            if (p->causal) /* key j0 + j is hidden from queries i0 + r < j0 + j */
+                for (int j = 0; j < nk; j++)
+                    for (int r = 0; r < nq && i0 + r < j0 + j; r++)
+                        st[r / RT_GEMM_SUB * ps + j * RT_GEMM_SUB + r % RT_GEMM_SUB] = -INFINITY;
+            for (int s = 0; s < qpad; s += RT_GEMM_SUB)
+                softmax_panel(ar == &rt_gemm_avx512, st + s / RT_GEMM_SUB * ps, nk, mx + s, sum + s, factor + s);
+            if (j0 > 0)
+                for (int d = 0; d < p->dv; d++) {
+                    float *od = ot + (int64_t)d * qpad;
+                    rt_vec_binary(RT_MUL, qpad, od, 1, factor, 1, od);
+                }
+            /* O^T[dv][qpad] (+)= V^T P; the first block sets O^T */
+            for (int jr = 0; jr < qpad; jr += ar->nr)
+                for (int ir = 0; ir < p->dv; ir += RT_GEMM_MR)
+                    ar->kernel(nk, vp + (int64_t)ir * p->lk + (int64_t)j0 * RT_GEMM_MR, st + jr / RT_GEMM_SUB * ps, ps,
+                               ot + (int64_t)ir * qpad + jr, qpad, RT_GEMM_SUB, (int)rt_min64(RT_GEMM_MR, p->dv - ir),
+                               (int)rt_min64(ar->nr, qpad - jr), 1.0f, j0 > 0 ? 1.0f : 0.0f);
         }
-        for (int r = 0; r < nq; r++)
-            rt_vec_scale(y + (bi * p->lq + i0 + r) * p->ldy + h * p->dv, o + (int64_t)r * p->dv, p->dv,
-                         1.0f / sum[r]);
+        for (int r = 0; r < nq; r++) {
+            float inv = 1.0f / sum[r], *yr = y + (bi * p->lq + i0 + r) * p->ldy + h * p->dv;
+            for (int d = 0; d < p->dv; d++) yr[d] = ot[(int64_t)d * qpad + r] * inv;
+        }
     }
 }

@@ -4,27 +4,24 @@
  *
  * rt_fused_conv2d: when the input is normalised, a first pass computes the
  * GroupNorm statistics of every (image, group) and turns them into one
- * affine map per (image, channel).  The conv then runs as kernels_conv.c
- * does it (tasks = images x output-channel blocks x position tiles, im2col
- * in channel chunks, one GEMM per chunk), except that im2col, channel by
- * channel, first normalises (and activates) just the input rows the tile
- * reads into a small slab (a few rows: it stays in L1) and copies from
- * there: the normalised tensor never exists whole, each input element is
- * normalised once per tile (not once per kernel tap; the rows a tile
- * shares with its neighbour are done by both), and the conv's zero padding
- * stays zero.  After the last chunk the epilogue adds the per-(image,
- * channel) term and the residual and scales, on the tile while it is in
- * cache.  The GEMM calls are those of rt_conv2d, so a fused conv gives the
- * bits of the unfused sequence whenever the float operations around the
- * GEMM are the same (they are for a GroupNorm + SiLU prologue and add
- * epilogues; a 1x1 conv with a prologue cuts its GEMM into channel chunks
- * where rt_conv2d makes one).
+ * affine map per (image, channel).  The conv then runs exactly as
+ * rt_conv2d (the same task grid, rt_conv_plan, and the same GEMM per task,
+ * rt_conv_tile), with the maps handed to the im2col step: for each block
+ * of input channels the GEMM engine asks for, the input rows the tile reads
+ * are normalised (and activated) once into a small slab, and im2col copies
+ * from there into the micro-kernel's panels; the normalised tensor never
+ * exists whole and the conv's zero padding stays zero.  After the GEMM the
+ * epilogue adds the per-(image, channel) term and the residual and scales,
+ * on the tile while it is in cache.  Without a prologue the GEMM is
+ * rt_conv2d's, so a fused conv gives the bits of the unfused sequence
+ * whenever the float operations around the GEMM are the same.
  *
  * rt_fused_linear: tasks = row tiles x column strips as rt_matmul.  With a
  * LayerNorm the task normalises its rows into an A panel first (the same
  * reductions as rt_layer_norm); with GEGLU it computes the hidden and the
  * gate columns of its strip as two GEMMs and multiplies them, so the
- * [m, n] projection is never stored.
+ * [m, n] projection is never stored.  The weight is read as it was packed
+ * at compile time (p->wpack) or plain.
  *
  * Determinism: task boundaries depend on the shapes only, every statistic
  * is reduced inside one task, so 1 and N threads give the same bits. */
@@ -35,14 +32,7 @@
 #include <string.h>
 
 #include "err.h"
-
-#define FCONV_TILE_POS 1024            /* output positions per task, at most */
-#define FCONV_MIN_TILE_POS 256         /* split positions down to this before output channels */
-#define FCONV_MIN_OC_BLOCK 64          /* and output channels down to about this */
-#define FCONV_SCRATCH_FLOATS (1 << 18) /* im2col tile: 1 MiB per thread */
-#define FCONV_SLAB_FLOATS (1 << 19)    /* 1x1 with a prologue: normalised [c, positions] block, 2 MiB;
-                                        * SD's fit whole (320 x 1024, 1280 x 256), so the GEMM is one
-                                        * call as in rt_conv2d */
+#include "gemm.h"
 
 #define FLIN_TILE_M 256       /* rows per task */
 #define FLIN_MIN_TILE_N 64    /* column strips are cut down to this when rows are few */
@@ -85,83 +75,6 @@ void rt_epilogue_tile(const RtEpilogue *ep, float *y, int64_t ldy, int rows, int
 
 /* ---- fused conv2d ---------------------------------------------------------------- */
 
-typedef struct FConvPlan {
-    int64_t hw, ohw, khw, kdim; /* kdim = c*kh*kw: GEMM depth and weight row length */
-    int direct;                 /* 1x1, stride 1, unpadded: channel rows are the GEMM operand */
-    int64_t tile_pos, tiles_pos;
-    int64_t oc_block, oc_blocks;
-    int chan_chunk; /* input channels per slab / im2col chunk */
-    int64_t tasks;
-} FConvPlan;
-
-static void fconv_plan(const Conv2dParams *p, FConvPlan *pl)
-{
-    pl->khw = (int64_t)p->kh * p->kw;
-    pl->hw = (int64_t)p->h * p->w;
-    pl->ohw = (int64_t)p->oh * p->ow;
-    pl->kdim = p->c * pl->khw;
-    pl->direct = p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1 && !p->pt && !p->pl && !p->pb && !p->pr;
-    pl->tile_pos = rt_min64(pl->ohw, FCONV_TILE_POS);
-    while (p->n * rt_div_up(pl->ohw, pl->tile_pos) < RT_MIN_TASKS && pl->tile_pos / 2 >= FCONV_MIN_TILE_POS)
-        pl->tile_pos = (rt_div_up(pl->tile_pos, 2) + 15) & ~(int64_t)15;
-    pl->tiles_pos = rt_div_up(pl->ohw, pl->tile_pos);
-    pl->oc_block = p->oc;
-    while (p->n * pl->tiles_pos * rt_div_up(p->oc, pl->oc_block) < RT_MIN_TASKS && pl->oc_block / 2 >= FCONV_MIN_OC_BLOCK)
-        pl->oc_block = (rt_div_up(pl->oc_block, 2) + 15) & ~(int64_t)15;
-    pl->oc_blocks = rt_div_up(p->oc, pl->oc_block);
-    int64_t budget = pl->direct ? FCONV_SLAB_FLOATS : FCONV_SCRATCH_FLOATS;
-    pl->chan_chunk = (int)rt_max64(1, rt_min64(p->c, budget / (pl->khw * pl->tile_pos)));
-    pl->tasks = p->n * pl->oc_blocks * pl->tiles_pos;
-}
-
-/* The input rows [lo, hi) that output positions [p0, p0 + np) read. */
-static void tile_rows(const Conv2dParams *p, int64_t p0, int64_t np, int *lo, int *hi)
-{
-    int64_t oy0 = p0 / p->ow, oy1 = (p0 + np - 1) / p->ow;
-    int64_t a = oy0 * p->sh - p->pt, b = oy1 * p->sh - p->pt + (int64_t)(p->kh - 1) * p->dh + 1;
-    *lo = (int)rt_max64(a, 0);
-    *hi = (int)rt_max64(*lo, rt_min64(b, p->h));
-}
-
-/* col[(ci*kh + ky)*kw + kx][j] = input[ci, iy, ix] at output position p0 + j,
- * zero in the padding.  Channel ci's rows [row_lo, ...) start at
- * src + ci*ch_stride (the input itself, or a slab of normalised rows). */
-static void im2col_rows(const Conv2dParams *p, const float *src, int64_t ch_stride, int row_lo, int nch, int64_t p0,
-                        int64_t np, float *col)
-{
-    for (int ci = 0; ci < nch; ci++)
-        for (int ky = 0; ky < p->kh; ky++)
-            for (int kx = 0; kx < p->kw; kx++) {
-                float *row = col + ((int64_t)(ci * p->kh + ky) * p->kw + kx) * np;
-                const float *xc = src + ci * ch_stride;
-                for (int64_t pos = p0; pos < p0 + np;) {
-                    int oy = (int)(pos / p->ow), ox0 = (int)(pos % p->ow);
-                    int seg = (int)rt_min64(p->ow - ox0, p0 + np - pos);
-                    float *dst = row + (pos - p0);
-                    pos += seg;
-                    int iy = oy * p->sh - p->pt + ky * p->dh;
-                    if (iy < 0 || iy >= p->h) {
-                        memset(dst, 0, (size_t)seg * sizeof(float));
-                        continue;
-                    }
-                    const float *xr = xc + (int64_t)(iy - row_lo) * p->w;
-                    /* ix = ix0 + j*sw must lie in [0, w): j in [lo, hi) */
-                    int ix0 = ox0 * p->sw - p->pl + kx * p->dw;
-                    int lo = ix0 >= 0 ? 0 : (-ix0 + p->sw - 1) / p->sw;
-                    int hi = ix0 > p->w - 1 ? 0 : (p->w - 1 - ix0) / p->sw + 1;
-                    lo = lo < seg ? lo : seg;
-                    hi = hi < seg ? hi : seg;
-                    hi = hi > lo ? hi : lo;
-                    memset(dst, 0, (size_t)lo * sizeof(float));
-                    if (p->sw == 1)
-                        memcpy(dst + lo, xr + ix0 + lo, (size_t)(hi - lo) * sizeof(float));
-                    else
-                        for (int j = lo; j < hi; j++) dst[j] = xr[ix0 + j * p->sw];
-                    memset(dst + hi, 0, (size_t)(seg - hi) * sizeof(float));
-                }
-            }
-}
-
 void rt_fused_conv2d(const FusedConv2dParams *fp, const float *x, const float *gamma, const float *beta,
                      const float *w, const float *b, const float *chan_add, const float *residual, float *y)
 {
@@ -169,8 +82,8 @@ void rt_fused_conv2d(const FusedConv2dParams *fp, const float *x, const float *g
     const Conv2dParams *p = &fp->conv;
     SDC_ASSERT(p->groups == 1 && (fp->norm_groups > 0 || !fp->silu));
     if (p->n <= 0 || p->oc <= 0 || p->oh <= 0 || p->ow <= 0) return;
-    FConvPlan pl;
-    fconv_plan(p, &pl);
+    RtConvPlan pl;
+    rt_conv_plan(p, &pl);
     RtChannelNorm *norms = NULL;
     if (fp->norm_groups > 0) {
         norms = xmalloc(sizeof(RtChannelNorm) * (size_t)((int64_t)p->n * p->c + 1));
@@ -188,41 +101,8 @@ void rt_fused_conv2d(const FusedConv2dParams *fp, const float *x, const float *g
         float *yt = y + (nb * p->oc + o0) * pl.ohw + p0;
         if (b)
             for (int o = 0; o < nob; o++) rt_vec_fill(yt + o * pl.ohw, np, b[o0 + o]);
-        const float *xn = x + nb * p->c * pl.hw;
         const RtChannelNorm *cn = norms ? norms + nb * p->c : NULL;
-        const float *wt = w + o0 * pl.kdim;
-
-        if (pl.direct && !cn) { /* a plain 1x1 conv: the input is the GEMM operand */
-            rt_gemm(0, 0, nob, (int)np, p->c, 1.0f, wt, pl.kdim, xn + p0, pl.hw, b ? 1.0f : 0.0f, yt, pl.ohw);
-        } else {
-            for (int c0 = 0; c0 < p->c; c0 += pl.chan_chunk) {
-                int nch = (int)rt_min64(pl.chan_chunk, p->c - c0);
-                float acc = (c0 > 0 || b) ? 1.0f : 0.0f;
-                const float *xc = xn + c0 * pl.hw;
-                if (pl.direct) { /* normalise the tile's positions of each channel */
-                    float *slab = rt_scratch(RT_SCRATCH_AUX, (size_t)(nch * np));
-                    for (int ci = 0; ci < nch; ci++)
-                        rt_prologue_channel(slab + ci * np, xc + ci * pl.hw + p0, np, &cn[c0 + ci], fp->silu);
-                    rt_gemm(0, 0, nob, (int)np, nch, 1.0f, wt + c0, pl.kdim, slab, np, acc, yt, pl.ohw);
-                    continue;
-                }
-                float *col = rt_scratch(RT_SCRATCH_MAIN, (size_t)(nch * pl.khw * np));
-                if (cn) { /* per channel: normalise the rows this tile reads (a slab that stays in L1), then im2col */
-                    int lo, hi;
-                    tile_rows(p, p0, np, &lo, &hi);
-                    int64_t len = (int64_t)(hi - lo) * p->w;
-                    float *slab = rt_scratch(RT_SCRATCH_AUX, (size_t)rt_max64(1, len));
-                    for (int ci = 0; ci < nch; ci++) {
-                        rt_prologue_channel(slab, xc + ci * pl.hw + (int64_t)lo * p->w, len, &cn[c0 + ci], fp->silu);
-                        im2col_rows(p, slab, len, lo, 1, p0, np, col + ci * pl.khw * np);
-                    }
-                } else {
-                    im2col_rows(p, xc, pl.hw, 0, nch, p0, np, col);
-                }
-                rt_gemm(0, 0, nob, (int)np, (int)(nch * pl.khw), 1.0f, wt + c0 * pl.khw, pl.kdim, col, np, acc, yt,
-                        pl.ohw);
-            }
-        }
+        rt_conv_tile(p, &pl, 0, x + nb * p->c * pl.hw, w, cn, fp->silu, o0, nob, p0, (int)np, b ? 1.0f : 0.0f, yt);
         if (finish) {
             int64_t img = fp->chan_add_n == 1 ? 0 : nb;
             RtEpilogue ep = {.row_add = chan_add ? chan_add + img * p->oc + o0 : NULL,
@@ -235,6 +115,20 @@ void rt_fused_conv2d(const FusedConv2dParams *fp, const float *x, const float *g
 }
 
 /* ---- fused linear ------------------------------------------------------------------ */
+
+/* c[mm, nn] = a[mm, k] w[j0 : j0 + nn]^T + beta c: the weight's rows from j0,
+ * packed at compile time (p->wpack; j0 is then a multiple of 16) or plain. */
+static void linear_gemm(const FusedLinearParams *p, const float *a, const float *w, int64_t j0, int mm, int nn,
+                        float beta, float *c, int64_t ldc)
+{
+    if (p->wpack == RT_WPACK_NONE) {
+        rt_gemm(0, 1, mm, nn, p->k, 1.0f, a, p->k, w + j0 * p->k, p->k, beta, c, ldc);
+        return;
+    }
+    RtGemmOperands ops = {.a = {a, p->k, 0}, .bpacked = w, .bpack = p->wpack, .bk = p->k, .bn = p->n, .bj0 = j0};
+    RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_packed_b, &ops};
+    rt_gemm_run(&src, mm, nn, p->k, 1.0f, beta, c, ldc);
+}
 
 void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *gamma, const float *beta,
                      const float *w, const float *b, const float *residual, float *y)
@@ -270,12 +164,12 @@ void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *ga
         float *c = y + i0 * ny + j0;
         if (b)
             for (int r = 0; r < mm; r++) memcpy(c + (int64_t)r * ny, b + j0, (size_t)nn * sizeof(float));
-        rt_gemm(0, 1, mm, nn, p->k, 1.0f, a, p->k, w + j0 * p->k, p->k, b ? 1.0f : 0.0f, c, ny);
+        linear_gemm(p, a, w, j0, mm, nn, b ? 1.0f : 0.0f, c, ny);
         if (p->geglu) { /* the gate columns of this strip, then hidden * gelu(gate) */
             float *gate = rt_scratch(RT_SCRATCH_AUX, (size_t)mm * (size_t)nn);
             if (b)
                 for (int r = 0; r < mm; r++) memcpy(gate + (int64_t)r * nn, b + ny + j0, (size_t)nn * sizeof(float));
-            rt_gemm(0, 1, mm, nn, p->k, 1.0f, a, p->k, w + (ny + j0) * p->k, p->k, b ? 1.0f : 0.0f, gate, nn);
+            linear_gemm(p, a, w, ny + j0, mm, nn, b ? 1.0f : 0.0f, gate, nn);
             for (int r = 0; r < mm; r++) {
                 float *gr = gate + (int64_t)r * nn, *cr = c + (int64_t)r * ny;
                 rt_vec_gelu(gr, gr, nn);

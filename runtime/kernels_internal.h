@@ -34,12 +34,25 @@ void rt_kernels_prepare(void);
 typedef enum RtScratchSlot {
     RT_SCRATCH_MAIN, /* im2col tile, attention score block */
     RT_SCRATCH_AUX,  /* attention accumulator and row statistics */
+    RT_SCRATCH_PACK_A, /* rt_gemm_run: the packed A block */
+    RT_SCRATCH_PACK_B, /* rt_gemm_run: the packed B block */
+    RT_SCRATCH_SLAB,   /* rt_conv_tile: normalised input rows of a fused conv */
+    RT_SCRATCH_ATTN_KV, /* rt_attention (calling thread): K and V of every head, packed */
     RT_SCRATCH_COUNT
 } RtScratchSlot;
 float *rt_scratch(RtScratchSlot slot, size_t count);
 
 /* Largest scratch any one thread has held (bytes, all slots together). */
 size_t rt_scratch_peak_bytes(void);
+
+/* Compiles a function for AVX-512, AVX2 and baseline x86-64, picked at load
+ * time (GCC's target_clones), for loops that vectorise but are not worth
+ * intrinsics.  The build needs no -march flag. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define RT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RT_CLONES
+#endif
 
 static inline int64_t rt_div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static inline int64_t rt_min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -60,6 +73,32 @@ static inline int64_t rt_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 void rt_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
              const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+/* ---- kernels_conv.c: the conv as GEMM tasks, shared with the fused conv ---- */
+
+typedef struct RtConvPlan {
+    int64_t hw, ohw;             /* input and output positions per channel */
+    int cg, og;                  /* input and output channels per group */
+    int64_t kdim;                /* cg*kh*kw: GEMM depth */
+    int64_t tile_pos, tiles_pos; /* output positions per task */
+    int64_t oc_block, oc_blocks; /* output channels per task (within a group; a multiple of 48) */
+    int64_t tasks;               /* images x groups x oc_blocks x tiles_pos */
+} RtConvPlan;
+
+void rt_conv_plan(const Conv2dParams *p, RtConvPlan *pl);
+
+struct RtChannelNorm; /* kernels_fused.h */
+
+/* One task of a conv: output channels [o0, o0 + nob) of group g (o0 a
+ * multiple of pl->oc_block) at output positions [pos0, pos0 + np) of one
+ * image: y = beta * y + conv(x', w), y pointing at (o0, pos0) with row
+ * stride ohw.  x points at the image's first input channel of the group;
+ * x' = x, or with cn (one map per input channel of the group) the
+ * normalised and optionally SiLU'd input (zero padding stays zero).  w is
+ * the whole weight, laid out as p->wpack. */
+void rt_conv_tile(const Conv2dParams *p, const RtConvPlan *pl, int g, const float *x, const void *w,
+                  const struct RtChannelNorm *cn, int silu, int64_t o0, int nob, int64_t pos0, int np, float beta,
+                  float *y);
+
 /* ---- kernels_vec.c: inner loops, compiled for AVX-512, AVX2 and SSE2 ---- */
 
 float rt_vec_max(const float *x, int64_t n);
@@ -71,6 +110,9 @@ double rt_vec_exp_sum_d(float *y, const float *x, int64_t n, float shift);
  *   st[j][r] = exp(st[j][r] - m');  sum[r] = sum[r] * factor[r] + sum_j st[j][r];
  *   mx[r] = m'.   col: nq floats of scratch. */
 void rt_vec_softmax_step(float *st, int64_t nk, int64_t nq, float *mx, float *sum, float *factor, float *col);
+/* rt_vec_softmax_step on one sub-panel of 16 queries: st[nk][16]; mx, sum,
+ * factor: 16 each. */
+void rt_vec_softmax_panel(float *st, int64_t nk, float *mx, float *sum, float *factor);
 void rt_vec_scale(float *y, const float *x, int64_t n, float s);
 void rt_vec_scale_rows(float *y, int64_t rows, int64_t cols, const float *factor); /* y[r][:] *= factor[r] */
 void rt_vec_fill(float *y, int64_t n, float v);
@@ -86,5 +128,7 @@ void rt_vec_gelu(float *y, const float *x, int64_t n);
 void rt_vec_quick_gelu(float *y, const float *x, int64_t n);
 /* y[i] = a[i*sa] op b[i*sb]; fast when the strides are 0 or 1. */
 void rt_vec_binary(RtBinaryOp op, int64_t n, const float *a, int64_t sa, const float *b, int64_t sb, float *y);
+/* dst = float(src) for n bfloat16 (bf16 set) or IEEE half values. */
+void rt_widen(int bf16, const uint16_t *src, float *dst, int64_t n);
 
 #endif

@@ -128,6 +128,38 @@ RT_VEC_CLONES void rt_vec_softmax_step(float *st, int64_t nk, int64_t nq, float 
     for (int64_t r = 0; r < nq; r++) sum[r] = sum[r] * factor[r] + col[r];
 }
 
+/* The same on one 16-query sub-panel st[nk][16]: the inner loops have a
+ * constant trip count, so each key row is one vector (two on AVX2) with no
+ * loop overhead (rt_attention calls this once per sub-panel and key block). */
+RT_VEC_CLONES void rt_vec_softmax_panel(float *st, int64_t nk, float *mx, float *sum, float *factor)
+{
+    float col[16];
+#pragma omp simd
+    for (int r = 0; r < 16; r++) col[r] = mx[r];
+    for (int64_t j = 0; j < nk; j++) {
+        const float *sj = st + j * 16;
+#pragma omp simd
+        for (int r = 0; r < 16; r++) col[r] = sj[r] > col[r] ? sj[r] : col[r];
+    }
+#pragma omp simd
+    for (int r = 0; r < 16; r++) {
+        factor[r] = col[r] == -INFINITY ? 1.0f : exp_inline(mx[r] - col[r]);
+        mx[r] = col[r];
+        col[r] = 0.0f;
+    }
+    for (int64_t j = 0; j < nk; j++) {
+        float *sj = st + j * 16;
+#pragma omp simd
+        for (int r = 0; r < 16; r++) {
+            float e = exp_inline(sj[r] - mx[r]);
+            sj[r] = e;
+            col[r] += e;
+        }
+    }
+#pragma omp simd
+    for (int r = 0; r < 16; r++) sum[r] = sum[r] * factor[r] + col[r];
+}
+
 RT_VEC_CLONES void rt_vec_scale_rows(float *y, int64_t rows, int64_t cols, const float *factor)
 {
     for (int64_t r = 0; r < rows; r++) {
@@ -243,5 +275,39 @@ RT_VEC_CLONES void rt_vec_binary(RtBinaryOp op, int64_t n, const float *a, int64
     case RT_SUB: BINARY_LOOP(av - bv); break;
     case RT_MUL: BINARY_LOOP(av * bv); break;
     case RT_DIV: BINARY_LOOP(av / bv); break;
+    }
+}
+
+/* IEEE half to float without branches on the common path: the 15 bits of
+ * exponent and mantissa shifted into a float's place are the value times
+ * 2^-112 (subnormal halves become subnormal floats, which the multiply
+ * scales exactly); only inf/nan need their exponent set to all ones.
+ * (Unions, not memcpy: GCC's simd clones warn about memcpy here.) */
+typedef union F32Bits {
+    float f;
+    uint32_t u;
+} F32Bits;
+
+static inline float f16_widen(uint16_t h)
+{
+    uint32_t em = (uint32_t)(h & 0x7fffu) << 13, sign = (uint32_t)(h & 0x8000u) << 16;
+    F32Bits v = {.u = em};
+    v.f *= 0x1p112f;
+    v.u = em >= (0x7c00u << 13) ? em | 0x7f800000u : v.u;
+    v.u |= sign;
+    return v.f;
+}
+
+RT_VEC_CLONES void rt_widen(int bf16, const uint16_t *src, float *dst, int64_t n)
+{
+    if (bf16) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            F32Bits v = {.u = (uint32_t)src[i] << 16};
+            dst[i] = v.f;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dst[i] = f16_widen(src[i]);
     }
 }

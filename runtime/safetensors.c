@@ -533,7 +533,7 @@ static int write_all(int fd, const void *p, uint64_t n)
 
 /* Checks the descriptions and builds the padded header (without the length). */
 static int writer_header(const char *path, int n, const StDesc *descs, int n_meta, const char *const *meta_keys,
-                         const char *const *meta_vals, Buf *b, uint64_t *nbytes, SdcErr *err)
+                         const char *const *meta_vals, unsigned align, Buf *b, uint64_t *nbytes, SdcErr *err)
 {
     char nb[SHOWN_MAX];
     int most = n > n_meta ? n : n_meta;
@@ -601,18 +601,24 @@ static int writer_header(const char *path, int n, const StDesc *descs, int n_met
         buf_str(b, num);
     }
     buf_str(b, "}");
-    while (b->n % 8) buf_str(b, " "); /* 8-byte length + padded header: data starts 8-aligned */
+    while ((8 + b->n) % align) buf_str(b, " "); /* 8-byte length + padded header: data starts aligned */
     return 0;
 }
 
 int st_writer_open(StWriter **wp, const char *path, int n, const StDesc *descs, int n_meta,
                    const char *const *meta_keys, const char *const *meta_vals, SdcErr *err)
 {
+    return st_writer_open_aligned(wp, path, n, descs, n_meta, meta_keys, meta_vals, 8, err);
+}
+
+int st_writer_open_aligned(StWriter **wp, const char *path, int n, const StDesc *descs, int n_meta,
+                           const char *const *meta_keys, const char *const *meta_vals, unsigned align, SdcErr *err)
+{
     *wp = NULL;
-    SDC_ASSERT(n >= 0 && n_meta >= 0);
+    SDC_ASSERT(n >= 0 && n_meta >= 0 && align >= 8 && align % 8 == 0);
     Buf b = {0};
     uint64_t *nbytes = xmalloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
-    if (writer_header(path, n, descs, n_meta, meta_keys, meta_vals, &b, nbytes, err)) {
+    if (writer_header(path, n, descs, n_meta, meta_keys, meta_vals, align, &b, nbytes, err)) {
         free(b.p);
         free(nbytes);
         return -1;

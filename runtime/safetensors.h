@@ -81,6 +81,10 @@ typedef struct StWriter StWriter;
  * multiple of 8 bytes; tensors are packed contiguously in desc order). */
 int st_writer_open(StWriter **w, const char *path, int n, const StDesc *descs, int n_meta,
                    const char *const *meta_keys, const char *const *meta_vals, SdcErr *err);
+/* The same with the data section starting at a multiple of `align` bytes
+ * (a multiple of 8): sdc compile aligns its weights file to cache lines. */
+int st_writer_open_aligned(StWriter **w, const char *path, int n, const StDesc *descs, int n_meta,
+                           const char *const *meta_keys, const char *const *meta_vals, unsigned align, SdcErr *err);
 /* The next tensor's bytes, in desc order, exactly its nbytes. */
 int st_writer_put(StWriter *w, const void *data, SdcErr *err);
 /* The same with the caller's byte count, which must equal the tensor's size. */

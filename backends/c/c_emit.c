@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "fused_ops.h"
 #include "kernel_params.h"
+#include "weight_pack.h"
 
 extern const Backend backend_c;
 
@@ -92,22 +93,22 @@ static void lower_conv2d(Emit *e, const Node *n, int id)
             ", .oc = %" PRId64 ", .kh = %" PRId64 ", .kw = %" PRId64 ",\n"
             "            .sh = %" PRId64 ", .sw = %" PRId64 ", .pt = %" PRId64 ", .pl = %" PRId64 ", .pb = %" PRId64
             ", .pr = %" PRId64 ", .dh = %" PRId64 ", .dw = %" PRId64 ", .groups = %" PRId64 ", .oh = %" PRId64
-            ", .ow = %" PRId64 "};\n",
+            ", .ow = %" PRId64 ", .wpack = %d};\n",
             x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3], stride[0],
             stride[1], pad[0], pad[1], pad[2], pad[3], dil[0], dil[1], node_int(n, "groups", 1), n->shape[2],
-            n->shape[3]);
+            n->shape[3], (int)weight_pack_of(e->eg->weight_pack, n, 1));
     fprintf(e->out, "        rt_conv2d(&p, %s, %s, %s, %s);\n", xs, ws, bs, ys);
 }
 
 static void emit_matmul_params(Emit *e, int batch, int64_t m, int64_t nn, int64_t k, int ta, int tb, int64_t lda,
-                               int64_t ldb, int64_t sa, int64_t sb)
+                               int64_t ldb, int64_t sa, int64_t sb, RtWeightPack bpack)
 {
     fprintf(e->out,
             "        static const MatmulParams p = {.batch = %d, .m = %" PRId64 ", .n = %" PRId64 ", .k = %" PRId64
             ", .trans_a = %d, .trans_b = %d,\n"
             "            .lda = %" PRId64 ", .ldb = %" PRId64 ", .ldc = %" PRId64 ", .stride_a = %" PRId64
-            ", .stride_b = %" PRId64 ", .stride_c = %" PRId64 "};\n",
-            batch, m, nn, k, ta, tb, lda, ldb, nn, sa, sb, m * nn);
+            ", .stride_b = %" PRId64 ", .stride_c = %" PRId64 ", .bpack = %d};\n",
+            batch, m, nn, k, ta, tb, lda, ldb, nn, sa, sb, m * nn, (int)bpack);
 }
 
 static void lower_matmul(Emit *e, const Node *n, int id)
@@ -119,7 +120,7 @@ static void lower_matmul(Emit *e, const Node *n, int id)
     int batch = (int)prod(n->shape, 0, n->ndim - 2);
     int64_t sa = a->ndim > 2 ? a->shape[a->ndim - 1] * a->shape[a->ndim - 2] : 0;
     int64_t sb = b->ndim > 2 ? b->shape[b->ndim - 1] * b->shape[b->ndim - 2] : 0;
-    emit_matmul_params(e, batch, m, nn, k, ta, tb, a->shape[a->ndim - 1], b->shape[b->ndim - 1], sa, sb);
+    emit_matmul_params(e, batch, m, nn, k, ta, tb, a->shape[a->ndim - 1], b->shape[b->ndim - 1], sa, sb, RT_WPACK_NONE);
     REF(as, n->in[0]);
     REF(bs, n->in[1]);
     REF(ys, id);
@@ -130,7 +131,8 @@ static void lower_linear(Emit *e, const Node *n, int id)
 {
     const Node *x = in(e, n, 0), *w = in(e, n, 1);
     int64_t k = w->shape[1];
-    emit_matmul_params(e, 1, prod(x->shape, 0, x->ndim - 1), w->shape[0], k, 0, 1, k, k, 0, 0);
+    emit_matmul_params(e, 1, prod(x->shape, 0, x->ndim - 1), w->shape[0], k, 0, 1, k, k, 0, 0,
+                       weight_pack_of(e->eg->weight_pack, n, 1));
     REF(xs, n->in[0]);
     REF(ws, n->in[1]);
     REF(ys, id);
@@ -341,10 +343,11 @@ static void lower_fused_conv2d(Emit *e, const Node *n, int id)
     fprintf(e->out,
             "        static const FusedConv2dParams p = {.conv = {.n = %d, .c = %d, .h = %d, .w = %d, .oc = %d, .kh = %d,"
             " .kw = %d,\n            .sh = %d, .sw = %d, .pt = %d, .pl = %d, .pb = %d, .pr = %d, .dh = %d, .dw = %d,"
-            " .groups = 1, .oh = %d, .ow = %d},\n"
+            " .groups = 1, .oh = %d, .ow = %d, .wpack = %d},\n"
             "            .norm_groups = %d, .eps = %s, .silu = %d, .chan_add_n = %d, .out_scale = %s};\n",
             c->n, c->c, c->h, c->w, c->oc, c->kh, c->kw, c->sh, c->sw, c->pt, c->pl, c->pb, c->pr, c->dh, c->dw, c->oh,
-            c->ow, p.norm_groups, cf(p.eps), p.silu, p.chan_add_n, cf(p.out_scale));
+            c->ow, (int)weight_pack_of(e->eg->weight_pack, n, s.w), p.norm_groups, cf(p.eps), p.silu, p.chan_add_n,
+            cf(p.out_scale));
     char xs[96], gs[96], bts[96], ws[96], bs[96], cs[96], rs[96];
     slot_ref(e, n, s.x, xs, sizeof xs), slot_ref(e, n, s.gamma, gs, sizeof gs), slot_ref(e, n, s.beta, bts, sizeof bts);
     slot_ref(e, n, s.w, ws, sizeof ws), slot_ref(e, n, s.bias, bs, sizeof bs);
@@ -363,8 +366,8 @@ static void lower_fused_linear(Emit *e, const Node *n, int id)
     fused_linear_params(n, prod(x->shape, 0, x->ndim - 1), w->shape[1], w->shape[0], &p);
     fprintf(e->out,
             "        static const FusedLinearParams p = {.m = %d, .k = %d, .n = %d, .norm = %d, .eps = %s, .geglu = %d,"
-            " .out_scale = %s};\n",
-            p.m, p.k, p.n, p.norm, cf(p.eps), p.geglu, cf(p.out_scale));
+            " .out_scale = %s, .wpack = %d};\n",
+            p.m, p.k, p.n, p.norm, cf(p.eps), p.geglu, cf(p.out_scale), (int)weight_pack_of(e->eg->weight_pack, n, s.w));
     char xs[96], gs[96], bts[96], ws[96], bs[96], rs[96];
     slot_ref(e, n, s.x, xs, sizeof xs), slot_ref(e, n, s.gamma, gs, sizeof gs), slot_ref(e, n, s.beta, bts, sizeof bts);
     slot_ref(e, n, s.w, ws, sizeof ws), slot_ref(e, n, s.bias, bs, sizeof bs), slot_ref(e, n, s.residual, rs, sizeof rs);
