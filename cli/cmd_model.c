@@ -148,14 +148,30 @@ typedef struct ModelArgs {
     int emit_ir, json;
 } ModelArgs;
 
+/* The image size flags shared by import, stats and graph. */
+#define SIZE_OPTS(a)                                                                              \
+    {"--width", ARG_INT, &(a).width, "W", "image width in pixels (default 512)", 8, 16384},      \
+    {"--height", ARG_INT, &(a).height, "H", "image height in pixels (default 512)", 8, 16384},   \
+    {"--batch", ARG_INT, &(a).batch, "B", "batch size (default 1)", 1, 1024}
+
+/* Imports component c at the size in a and runs a's passes on it. */
+static Graph *import_component(Model *m, Component c, const ModelArgs *a, SdcErr *err)
+{
+    ImportShape s;
+    if (shape_for_image(m, c, a->width, a->height, a->batch, &s, err) < 0) return NULL;
+    s.clip_skip = (int)a->clip_skip;
+    Graph *g = model_import(m, c, &s, err);
+    PassOptions po = {.pipeline = a->passes, .disabled = a->disabled, .verify = 1, .scratch_dir = cli_scratch_dir()};
+    if (g && pass_run_pipeline(g, &po, err) < 0) graph_free(g), g = NULL;
+    return g;
+}
+
 int cmd_import(int argc, char **argv)
 {
     ModelArgs a = {.width = 512, .height = 512, .batch = 1, .passes = ""};
     const OptSpec opts[] = {
         {"--component", ARG_STR, &a.comp, "NAME", "unet, vae-decoder, vae-encoder or text-encoder (required)"},
-        {"--width", ARG_INT, &a.width, "W", "image width in pixels (default 512)", 8, 16384},
-        {"--height", ARG_INT, &a.height, "H", "image height in pixels (default 512)", 8, 16384},
-        {"--batch", ARG_INT, &a.batch, "B", "batch size (default 1)", 1, 1024},
+        SIZE_OPTS(a),
         {"--clip-skip", ARG_INT, &a.clip_skip, "K", "text encoder: hidden state K layers before the last", 0, 64},
         {"--passes", ARG_STR, &a.passes, "A,B", "passes to run on the imported graph (default: none)"},
         {"--emit-ir", ARG_BOOL, &a.emit_ir, "", "print the graph's IR (otherwise a summary)"},
@@ -175,14 +191,9 @@ int cmd_import(int argc, char **argv)
     if (parse_component(a.comp, &c, &err) < 0 || (a.out && path_check_output("-o", a.out, &err) < 0) ||
         model_open(&m, pos[0], a.variant, &err) < 0)
         return cli_fail(&err);
-    ImportShape s;
-    Graph *g = NULL;
     rc = 1;
-    if (shape_for_image(&m, c, a.width, a.height, a.batch, &s, &err) < 0) goto done;
-    s.clip_skip = (int)a.clip_skip;
-    if (!(g = model_import(&m, c, &s, &err))) goto done;
-    PassOptions po = {.pipeline = a.passes, .verify = 1, .scratch_dir = cli_scratch_dir()};
-    if (pass_run_pipeline(g, &po, &err) < 0) goto done;
+    Graph *g = import_component(&m, c, &a, &err);
+    if (!g) goto done;
     if (a.emit_ir || a.out) {
         char *text = ir_print_str(g);
         if (a.out) {
@@ -233,9 +244,7 @@ int cmd_stats(int argc, char **argv)
     ModelArgs a = {.width = 512, .height = 512, .batch = 1, .passes = NULL};
     const OptSpec opts[] = {
         {"--component", ARG_STR, &a.comp, "NAME", "one component (default: all four)"},
-        {"--width", ARG_INT, &a.width, "W", "image width in pixels (default 512)", 8, 16384},
-        {"--height", ARG_INT, &a.height, "H", "image height in pixels (default 512)", 8, 16384},
-        {"--batch", ARG_INT, &a.batch, "B", "batch size (default 1)", 1, 1024},
+        SIZE_OPTS(a),
         {"--passes", ARG_STR, &a.passes, "A,B", "passes to run before counting (default: the compile pipeline; empty: none)"},
         {"--disable-pass", ARG_STR, &a.disabled, "A,B", "skip these passes"},
         {"--variant", ARG_STR, &a.variant, "NAME", "prefer weight files of this variant (e.g. fp16)"},
@@ -258,16 +267,8 @@ int cmd_stats(int argc, char **argv)
     int first = 1;
     for (int c = 0; c < COMP_COUNT && rc == 0; c++) {
         if (only != COMP_COUNT && c != (int)only) continue;
-        ImportShape s;
-        Graph *g = NULL;
-        if (shape_for_image(&m, (Component)c, a.width, a.height, a.batch, &s, &err) < 0 ||
-            !(g = model_import(&m, (Component)c, &s, &err))) {
-            rc = 1;
-            break;
-        }
-        PassOptions po = {.pipeline = a.passes, .disabled = a.disabled, .verify = 1, .scratch_dir = cli_scratch_dir()};
-        if (pass_run_pipeline(g, &po, &err) < 0) {
-            graph_free(g);
+        Graph *g = import_component(&m, (Component)c, &a, &err);
+        if (!g) {
             rc = 1;
             break;
         }
@@ -288,9 +289,7 @@ int cmd_graph(int argc, char **argv)
     int dot = 0;
     const OptSpec opts[] = {
         {"--component", ARG_STR, &a.comp, "NAME", "for a model: unet, vae-decoder, vae-encoder or text-encoder"},
-        {"--width", ARG_INT, &a.width, "W", "image width in pixels (default 512)", 8, 16384},
-        {"--height", ARG_INT, &a.height, "H", "image height in pixels (default 512)", 8, 16384},
-        {"--batch", ARG_INT, &a.batch, "B", "batch size (default 1)", 1, 1024},
+        SIZE_OPTS(a),
         {"--passes", ARG_STR, &a.passes, "A,B", "passes to run first (default: the compile pipeline; empty: none)"},
         {"--dot", ARG_BOOL, &dot, "", "write Graphviz (the only format for now)"},
         {"-o", ARG_STR, &a.out, "FILE", "write to FILE instead of stdout"},
@@ -310,20 +309,20 @@ int cmd_graph(int argc, char **argv)
     Graph *g = NULL;
     size_t len = strlen(pos[0]);
     if (len > 3 && strcmp(pos[0] + len - 3, ".ir") == 0) {
-        if (!(g = ir_parse_file(pos[0], &err)) || ir_verify(g, &err) < 0) return graph_free(g), cli_fail(&err);
+        PassOptions po = {.pipeline = a.passes, .verify = 1, .scratch_dir = cli_scratch_dir()};
+        if (!(g = ir_parse_file(pos[0], &err)) || ir_verify(g, &err) < 0 || pass_run_pipeline(g, &po, &err) < 0)
+            return graph_free(g), cli_fail(&err);
     } else {
         Component c;
         Model m;
-        ImportShape s;
         if (parse_component(a.comp, &c, &err) < 0 || model_open(&m, pos[0], NULL, &err) < 0) return cli_fail(&err);
-        if (shape_for_image(&m, c, a.width, a.height, a.batch, &s, &err) == 0) g = model_import(&m, c, &s, &err);
+        g = import_component(&m, c, &a, &err);
         model_close(&m);
         if (!g) return cli_fail(&err);
     }
-    PassOptions po = {.pipeline = a.passes, .verify = 1, .scratch_dir = cli_scratch_dir()};
     FILE *out = stdout;
     AtomicFile af = {0};
-    if (pass_run_pipeline(g, &po, &err) < 0 || (a.out && atomic_open(&af, a.out, &err) < 0)) {
+    if (a.out && atomic_open(&af, a.out, &err) < 0) {
         graph_free(g);
         return cli_fail(&err);
     }
