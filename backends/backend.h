@@ -21,6 +21,7 @@ typedef struct EmitGraph {
     const MemPlan *plan;
     const int64_t *weight_offset; /* per node: absolute offset of a constant in the weights file, -1 otherwise */
     const struct WeightPack *weight_pack; /* per node: how a constant is packed (weight_pack.h); NULL: none is */
+    int attention_bf16; /* attention products on bf16 operands where the CPU can (--weights-dtype bf16) */
 } EmitGraph;
 
 typedef struct Backend {

@@ -446,7 +446,8 @@ static void graph_info(FILE *f, Compile *c, int p)
     for (int k = 0; k < nin; k++) fprintf(f, k ? ", %" PRId64 : "%" PRId64, in_numel[k]);
     fprintf(f, "}, {");
     for (int k = 0; k < g->nout; k++) fprintf(f, k ? ", %" PRId64 : "%" PRId64, node_numel(&g->nodes[g->outputs[k]]));
-    fprintf(f, "}, %d, %s_node_names, %s_node_kind},\n", np, part_names[p], part_names[p]);
+    fprintf(f, "}, %d, %s_node_names, %s_node_kind, %s_node_flops},\n", np, part_names[p], part_names[p],
+            part_names[p]);
 }
 
 static int emit_c(Compile *c, SdcErr *err)
@@ -462,7 +463,8 @@ static int emit_c(Compile *c, SdcErr *err)
         return -1;
     }
     for (int p = 0; p < NPARTS; p++)
-        eg[p] = (EmitGraph){part_names[p], p, c->part[p].g, &c->part[p].plan, c->part[p].woff, c->part[p].wpack};
+        eg[p] = (EmitGraph){part_names[p], p, c->part[p].g, &c->part[p].plan, c->part[p].woff, c->part[p].wpack,
+                            c->o->weights_dtype == DT_BF16};
     const Backend *be = backend_find(c->o->backend);
     if (be->emit_graphs(eg, NPARTS, f, err) < 0) {
         atomic_abort(&af);
@@ -534,7 +536,7 @@ static int run_cc(Compile *c, SdcErr *err)
     const char *argv[48] = {cc, "-std=gnu17", "-O1", "-fopenmp", incflag};
     int na = 5;
     for (char *f = strtok(rt_flags, " "); f && na < 32; f = strtok(NULL, " ")) argv[na++] = f;
-    const char *const rest[] = {c->c_path, lib, "-lopenblas", "-lpng", "-lz", "-lcjson", "-lm", "-o", tmp, NULL};
+    const char *const rest[] = {c->c_path, lib, "-lpng", "-lz", "-lcjson", "-lm", "-o", tmp, NULL};
     for (size_t k = 0; k < sizeof rest / sizeof rest[0]; k++) argv[na++] = rest[k];
     pid_t pid = fork();
     if (pid < 0) {
@@ -684,7 +686,8 @@ static int emit_graph_main(Compile *c, SdcErr *err)
         atomic_abort(&af);
         return -1;
     }
-    EmitGraph eg = {"standalone", 0, g, &c->part[0].plan, c->part[0].woff, c->part[0].wpack};
+    EmitGraph eg = {"standalone", 0, g, &c->part[0].plan, c->part[0].woff, c->part[0].wpack,
+                    c->o->weights_dtype == DT_BF16};
     if (backend_find(c->o->backend)->emit_graphs(&eg, 1, f, err) < 0) {
         atomic_abort(&af);
         return -1;

@@ -15,6 +15,7 @@ void blas_conv2d(const Conv2dParams *p, const float *x, const float *w, const fl
 void blas_matmul(const MatmulParams *p, const float *a, const float *b, const float *bias, float *c);
 void blas_attention(const AttentionParams *p, const float *q, const float *k, const float *v, float *y);
 
+/* The tasks call OpenBLAS concurrently: it must not start threads of its own. */
 static void blas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
@@ -28,7 +29,7 @@ static void blas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha
 
 void blas_matmul(const MatmulParams *p, const float *a, const float *b, const float *bias, float *c)
 {
-    rt_kernels_prepare();
+    openblas_set_num_threads(1);
     if (p->batch <= 0 || p->m <= 0 || p->n <= 0) return;
     int64_t tiles_m = rt_div_up(p->m, MATMUL_TILE_M);
     int64_t tiles_n = 1;
@@ -134,7 +135,7 @@ static void im2col_tile(const Conv2dParams *p, const float *x, int nch, int64_t 
 
 void blas_conv2d(const Conv2dParams *p, const float *x, const float *w, const float *b, float *y)
 {
-    rt_kernels_prepare();
+    openblas_set_num_threads(1);
     SDC_ASSERT(p->groups >= 1 && p->c >= p->groups && p->c % p->groups == 0 && p->oc % p->groups == 0);
     if (p->n <= 0 || p->oc <= 0 || p->oh <= 0 || p->ow <= 0) return;
     ConvPlan pl;
@@ -176,7 +177,7 @@ void blas_conv2d(const Conv2dParams *p, const float *x, const float *w, const fl
 
 void blas_attention(const AttentionParams *p, const float *q, const float *k, const float *v, float *y)
 {
-    rt_kernels_prepare();
+    openblas_set_num_threads(1);
     if (p->b <= 0 || p->heads <= 0 || p->lq <= 0) return;
     SDC_ASSERT(p->lk > 0);
     int64_t qblocks = rt_div_up(p->lq, ATTN_QB);

@@ -10,7 +10,7 @@
  *   gcc -std=c17 -O2 -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Iruntime \
  *       -I/usr/include/x86_64-linux-gnu/openblas-pthread bench/kernels_bench.c bench/blas_ref.c \
  *       runtime/kernels*.c runtime/gemm*.c runtime/err.c runtime/dtype.c -o /tmp/kernels_bench -lopenblas -lm
- *   /tmp/kernels_bench [SUBSTRING] [--isa avx2|avx512|generic] [--no-blas]
+ *   /tmp/kernels_bench [SUBSTRING] [--isa generic|avx2|avx512|avx512bf16] [--weights f32|f16|bf16] [--no-blas]
  * SUBSTRING: only the shapes whose name contains it run. */
 #include <math.h>
 #include <stdio.h>
@@ -55,6 +55,7 @@ typedef struct Case {
     MatmulParams mm;
     AttentionParams attn;
     GroupNormParams gn;
+    FusedLinearParams fl;
     float *in[4], *out;
     void *packed; /* the weight packed for the runtime (conv, linear) */
 } Case;
@@ -62,6 +63,11 @@ typedef struct Case {
 static void run_conv(const Case *c) { rt_conv2d(&c->conv, c->in[0], c->packed, c->in[2], c->out); }
 static void run_matmul(const Case *c) { rt_matmul(&c->mm, c->in[0], c->packed, c->in[2], c->out); }
 static void run_attention(const Case *c) { rt_attention(&c->attn, c->in[0], c->in[1], c->in[2], c->out); }
+static void run_fused_linear(const Case *c)
+{
+    rt_fused_linear(&c->fl, c->in[0], c->fl.norm ? c->in[2] : NULL, c->fl.norm ? c->in[2] : NULL, c->packed, c->in[2],
+                    c->in[3], c->out);
+}
 static void run_group_norm(const Case *c) { rt_group_norm(&c->gn, c->in[0], c->in[1], c->in[2], c->out); }
 static void blas_conv(const Case *c)
 {
@@ -77,6 +83,8 @@ static void blas_mm(const Case *c)
 }
 static void blas_attn(const Case *c) { blas_attention(&c->attn, c->in[0], c->in[1], c->in[2], c->out); }
 
+static int weights_q; /* 0 f32, 1 f16, 2 bf16: the offset from RT_WPACK_*_F32 */
+
 static void *packed_weight(RtWeightPack pack, int groups, int64_t rows, int64_t k, const float *w)
 {
     void *dst = xmalloc((size_t)rt_packed_weight_size(pack, groups, rows, k));
@@ -90,14 +98,14 @@ static Case conv_case(const char *name, int n, int c, int hw, int oc, int k, int
     Conv2dParams *p = &cs.conv;
     *p = (Conv2dParams){.n = n, .c = c, .h = hw, .w = hw, .oc = oc, .kh = k, .kw = k, .sh = stride, .sw = stride,
                         .pt = k / 2, .pl = k / 2, .pb = k / 2, .pr = k / 2, .dh = 1, .dw = 1, .groups = 1,
-                        .wpack = RT_WPACK_CONV_F32};
+                        .wpack = RT_WPACK_CONV_F32 + weights_q};
     if (conv2d_params_finish(p)) abort();
     cs.flops = 2.0 * n * oc * p->oh * p->ow * (double)c * k * k;
     cs.in[0] = filled((size_t)n * c * hw * hw);
     cs.in[1] = filled((size_t)oc * c * k * k);
     cs.in[2] = filled((size_t)oc);
     cs.out = filled((size_t)n * oc * p->oh * p->ow);
-    cs.packed = packed_weight(RT_WPACK_CONV_F32, 1, oc, (int64_t)c * k * k, cs.in[1]);
+    cs.packed = packed_weight(p->wpack, 1, oc, (int64_t)c * k * k, cs.in[1]);
     return cs;
 }
 
@@ -106,7 +114,7 @@ static Case attention_case(const char *name, int b, int lq, int lk, int heads, i
     Case cs = {.name = name, .run = run_attention, .run_blas = blas_attn};
     cs.attn = (AttentionParams){.b = b, .lq = lq, .lk = lk, .heads = heads, .dk = d, .dv = d, .ldq = heads * d,
                                 .ldk = heads * d, .ldv = heads * d, .ldy = heads * d, .scale = 1.0f / sqrtf((float)d),
-                                .causal = causal};
+                                .causal = causal, .bf16 = weights_q == 2};
     cs.flops = 2.0 * b * heads * (double)lq * lk * (2 * d) * (causal ? 0.5 : 1.0);
     cs.in[0] = filled((size_t)b * lq * heads * d);
     cs.in[1] = filled((size_t)b * lk * heads * d);
@@ -119,13 +127,31 @@ static Case matmul_case(const char *name, int m, int k, int n)
 {
     Case cs = {.name = name, .run = run_matmul, .run_blas = blas_mm};
     cs.mm = (MatmulParams){.batch = 1, .m = m, .n = n, .k = k, .trans_b = 1, .lda = k, .ldb = k, .ldc = n,
-                           .bpack = RT_WPACK_LINEAR_F32};
+                           .bpack = RT_WPACK_LINEAR_F32 + weights_q};
     cs.flops = 2.0 * m * n * (double)k;
     cs.in[0] = filled((size_t)m * k);
     cs.in[1] = filled((size_t)n * k);
     cs.in[2] = filled((size_t)n);
     cs.out = filled((size_t)m * n);
-    cs.packed = packed_weight(RT_WPACK_LINEAR_F32, 1, n, k, cs.in[1]);
+    cs.packed = packed_weight(cs.mm.bpack, 1, n, k, cs.in[1]);
+    return cs;
+}
+
+/* The transformer's projections as the fusion passes leave them: LayerNorm
+ * prologue, GEGLU (n = hidden and gate), residual epilogue. */
+static Case fused_linear_case(const char *name, int m, int k, int n, int norm, int geglu, int residual)
+{
+    Case cs = {.name = name, .run = run_fused_linear};
+    cs.fl = (FusedLinearParams){.m = m, .k = k, .n = n, .norm = norm, .eps = 1e-5f, .geglu = geglu,
+                                .out_scale = 1.0f, .wpack = RT_WPACK_LINEAR_F32 + weights_q};
+    int ny = geglu ? n / 2 : n;
+    cs.flops = 2.0 * m * n * (double)k;
+    cs.in[0] = filled((size_t)m * k);
+    cs.in[1] = filled((size_t)n * k);
+    cs.in[2] = filled((size_t)(n > k ? n : k)); /* bias, gamma and beta */
+    cs.in[3] = residual ? filled((size_t)m * ny) : NULL;
+    cs.out = filled((size_t)m * ny);
+    cs.packed = packed_weight(cs.fl.wpack, 1, n, k, cs.in[1]);
     return cs;
 }
 
@@ -166,9 +192,16 @@ int main(int argc, char **argv)
     int blas = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-blas")) blas = 0;
+        else if (!strcmp(argv[i], "--weights") && i + 1 < argc) {
+            const char *w = argv[++i];
+            weights_q = !strcmp(w, "bf16") ? 2 : !strcmp(w, "f16") ? 1 : 0;
+        }
         else if (!strcmp(argv[i], "--isa") && i + 1 < argc) {
             const char *isa = argv[++i];
-            RtGemmIsa want = !strcmp(isa, "avx512") ? RT_GEMM_AVX512 : !strcmp(isa, "avx2") ? RT_GEMM_AVX2 : RT_GEMM_GENERIC;
+            RtGemmIsa want = !strcmp(isa, "avx512bf16") ? RT_GEMM_AVX512_BF16
+                             : !strcmp(isa, "avx512") ? RT_GEMM_AVX512
+                             : !strcmp(isa, "avx2")   ? RT_GEMM_AVX2
+                                                      : RT_GEMM_GENERIC;
             if (rt_gemm_force_isa(want) < 0) {
                 fprintf(stderr, "kernels_bench: this CPU cannot run %s\n", isa);
                 return 1;
@@ -194,11 +227,17 @@ int main(int argc, char **argv)
         matmul_case("linear m8192 k1280 n320", 8192, 1280, 320),
         matmul_case("linear m8192 k320 n960", 8192, 320, 960),
         matmul_case("linear m512 k1280 n3840", 512, 1280, 3840),
+        fused_linear_case("ln+linear m8192 k320 n960 (qkv)", 8192, 320, 960, 1, 0, 0),
+        fused_linear_case("ln+geglu m8192 k320 n2560", 8192, 320, 2560, 1, 1, 0),
+        fused_linear_case("linear+res m8192 k1280 n320 (ff out)", 8192, 1280, 320, 0, 0, 1),
+        fused_linear_case("linear+res m8192 k320 n320 (attn out)", 8192, 320, 320, 0, 0, 1),
+        fused_linear_case("ln+geglu m2048 k640 n5120", 2048, 640, 5120, 1, 1, 0),
+        fused_linear_case("linear+res m2048 k2560 n640 (ff out)", 2048, 2560, 640, 0, 0, 1),
         group_norm_case("group_norm+silu c320 64x64 n2", 2, 320, 4096),
     };
     int ncases = (int)(sizeof cases / sizeof cases[0]);
-    printf("GEMM micro-kernel: %s; OpenBLAS core: %s; GFLOP/s (or ms)\n", rt_gemm_arch()->name,
-           openblas_get_corename());
+    printf("GEMM micro-kernel: %s; weights: %s; OpenBLAS core: %s; GFLOP/s (or ms)\n", rt_gemm_arch()->name,
+           weights_q == 2 ? "bf16" : weights_q == 1 ? "f16" : "f32", openblas_get_corename());
     printf("%-40s %8s %8s %8s %8s %8s\n", "shape", "ours 1T", "ours 2T", "blas 1T", "blas 2T", "2T ratio");
     for (int i = 0; i < ncases; i++) {
         const Case *c = &cases[i];

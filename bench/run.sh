@@ -7,14 +7,19 @@
 # per component (text encoder, UNet step, VAE decode) the time, achieved
 # GFLOP/s, fraction of this machine's FMA peak (measured by bench/fma_probe.c
 # in the same run), peak RSS and the output checksum, with the speedup of the
-# default pipeline over the baseline measured side by side.
+# default pipeline over the baseline measured side by side.  Then it times
+# the runtime's kernels on SD 1.5 shapes next to OpenBLAS
+# (bench/kernels_bench.c), once with OPENBLAS_CORETYPE unset (OpenBLAS
+# picks from cpuid) and once with Haswell (its AVX2 kernels), for that
+# process only.
 #
 #   bench/run.sh [--build DIR] [--presets tiny,sd15] [--sizes 256,512] [--steps N] [--runs N] [--out DIR]
+#                [--no-kernels]
 #
-# Results (JSON per executable and the table) go to bench/out/ by default.
+# Results (JSON per executable and the tables) go to bench/out/ by default.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=$here/../build presets=tiny,sd15 sizes=256,512 steps=4 runs=1 out=$here/out sampler=euler_a
+build=$here/../build presets=tiny,sd15 sizes=256,512 steps=4 runs=1 out=$here/out sampler=euler_a kernels=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$2; shift 2 ;;
@@ -24,13 +29,17 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --sampler) sampler=$2; shift 2 ;;
+    --no-kernels) kernels=0; shift ;;
     *) echo "bench/run.sh: unknown option $1"; exit 1 ;;
   esac
 done
 sdc=$build/sdc
 [ -x "$sdc" ] || { echo "bench/run.sh: $sdc not found (build sdc first)"; exit 1; }
 mkdir -p "$out/models"
-baseline_passes=canonicalize,cse,dce
+# the baseline: no fusion or specialisation pass but attention-fusion, without
+# which the attention scores alone need more memory than a 512x512 run has
+# (34 GB planned for the tiny preset's VAE at 512x512)
+baseline_passes=canonicalize,cse,attention-fusion,dce
 
 cc -O2 -fopenmp "$here/fma_probe.c" -o "$out/fma_probe"
 "$out/fma_probe" > "$out/fma.json"
@@ -81,3 +90,15 @@ for p in presets:
                   f"{st['planned_peak_bytes'] / 2**20:.0f} | {d['peak_rss_bytes'] / 2**20:.0f} | "
                   f"{d['image_checksum']} | {speed} |")
 PY
+
+[ "$kernels" = 1 ] || exit 0
+root=$here/..
+blas_inc=$(dirname "$(find /usr/include -name cblas.h -path '*openblas*' | head -1)")
+cc -std=c17 -O2 -fopenmp -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -I"$root/runtime" -I"$blas_inc" \
+  "$here/kernels_bench.c" "$here/blas_ref.c" "$root"/runtime/kernels*.c "$root"/runtime/gemm*.c "$root/runtime/err.c" \
+  "$root/runtime/dtype.c" -o "$out/kernels_bench" -lopenblas -lm
+echo
+echo "kernels (GFLOP/s; blas = the same ops on OpenBLAS sgemm; ratio = blas 2T time / ours 2T time):"
+# OpenBLAS picks its kernels from cpuid when OPENBLAS_CORETYPE is unset; Haswell forces its AVX2 ones
+env -u OPENBLAS_CORETYPE "$out/kernels_bench" | tee "$out/kernels-auto.txt"
+OPENBLAS_CORETYPE=Haswell "$out/kernels_bench" | tee "$out/kernels-haswell.txt"

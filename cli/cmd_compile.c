@@ -233,6 +233,7 @@ int cmd_compile_graph(int argc, char **argv)
 {
     CompileOptions o;
     compile_options_default(&o);
+    const char *weights_dtype = NULL;
     const OptSpec opts[] = {
         {"-o", ARG_STR, &o.out, "EXE", "the executable to write (its constants go to EXE.weights)"},
         {"--backend", ARG_STR, &o.backend, "NAME", "code generator (default c)"},
@@ -241,6 +242,8 @@ int cmd_compile_graph(int argc, char **argv)
         {"--print-ir-after", ARG_STR, &o.print_after, "NAME|all", "print the IR after these passes"},
         {"--keep-c", ARG_BOOL, &o.keep_c, "", "keep the generated C (EXE.c)"},
         {"--cc", ARG_STR, &o.cc, "CC", "C compiler (default $CC or cc)"},
+        {"--weights-dtype", ARG_STR, &weights_dtype, "f32|f16|bf16",
+         "store conv/linear weights in this precision (default f32)"},
     };
     const CmdSpec spec = {"compile-graph", "sdc compile-graph FILE.ir -o EXE [--passes ...]",
                           "Compiles one IR graph into an executable: EXE --inputs IN.safetensors --out OUT.safetensors.",
@@ -256,6 +259,11 @@ int cmd_compile_graph(int argc, char **argv)
     }
     o.model = pos[0];
     o.quiet = 1;
+    if (weights_dtype && (dtype_from_name(weights_dtype, &o.weights_dtype) < 0 ||
+                          (o.weights_dtype != DT_F32 && o.weights_dtype != DT_F16 && o.weights_dtype != DT_BF16))) {
+        sdc_err(&err, "--weights-dtype: \"%s\" is not f32, f16 or bf16", weights_dtype);
+        return cli_fail(&err);
+    }
     if (path_check_output("-o", o.out, &err) < 0) return cli_fail(&err);
     return sdc_compile_graph(&o, &err) < 0 ? cli_fail(&err) : 0;
 }

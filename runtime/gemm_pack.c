@@ -42,9 +42,8 @@ void rt_pack_a_block(int trans, const float *a, int64_t lda, int mc, int kc, flo
     }
 }
 
-void rt_pack_b_block(int trans, const float *b, int64_t ldb, int kc, int nc, float *dst)
+void rt_pack_b_block(int trans, const float *b, int64_t ldb, int kc, int nc, int64_t ps, float *dst)
 {
-    int64_t ps = (int64_t)kc * RT_GEMM_SUB; /* sub-panel stride */
     int full = nc / RT_GEMM_SUB, rest = nc % RT_GEMM_SUB;
     if (!trans) { /* B stored [k][n]: row k goes to row k of every sub-panel (the source is read in order) */
         for (int k = 0; k < kc; k++) {
@@ -77,6 +76,10 @@ RtPanels rt_gemm_plain_a(const RtGemmSrc *s, int64_t i0, int mc, int64_t p0, int
 {
     const RtPlainOperand *a = &((const RtGemmOperands *)s->ctx)->a;
     const float *at = a->trans ? a->p + p0 * a->ld + i0 : a->p + i0 * a->ld + p0;
+    if (s->bf16 && !a->trans) { /* rounded straight into pair panels (buf has room: they are smaller) */
+        rt_pack_a_pairs(at, a->ld, mc, kc, buf);
+        return (RtPanels){buf, RT_GEMM_MR * rt_pairs(kc), 1};
+    }
     rt_pack_a_block(a->trans, at, a->ld, mc, kc, buf);
     return (RtPanels){buf, (int64_t)kc * RT_GEMM_MR};
 }
@@ -85,8 +88,8 @@ RtPanels rt_gemm_plain_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int
 {
     const RtPlainOperand *b = &((const RtGemmOperands *)s->ctx)->b;
     const float *bt = b->trans ? b->p + j0 * b->ld + p0 : b->p + p0 * b->ld + j0;
-    rt_pack_b_block(b->trans, bt, b->ld, kc, nc, buf);
-    return (RtPanels){buf, (int64_t)kc * RT_GEMM_SUB};
+    rt_pack_b_block(b->trans, bt, b->ld, kc, nc, rt_gemm_b_stride(kc), buf);
+    return (RtPanels){buf, rt_gemm_b_stride(kc)};
 }
 
 RtPanels rt_gemm_packed_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int nc, float *buf)
@@ -94,11 +97,29 @@ RtPanels rt_gemm_packed_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, in
     const RtGemmOperands *o = s->ctx;
     int64_t j = o->bj0 + j0;
     SDC_ASSERT(j % RT_GEMM_SUB == 0 && p0 % rt_gemm_kc(o->bk) == 0);
-    int64_t first = p0 * rt_div_up(o->bn, RT_GEMM_SUB) * RT_GEMM_SUB + j / RT_GEMM_SUB * kc * RT_GEMM_SUB;
-    if (o->bpack == RT_WPACK_LINEAR_F32) return (RtPanels){(const float *)o->bpacked + first, (int64_t)kc * RT_GEMM_SUB};
-    rt_widen(o->bpack == RT_WPACK_LINEAR_BF16, (const uint16_t *)o->bpacked + first, buf,
-             rt_div_up(nc, RT_GEMM_SUB) * RT_GEMM_SUB * kc);
-    return (RtPanels){buf, (int64_t)kc * RT_GEMM_SUB};
+    int64_t npad = rt_div_up(o->bn, RT_GEMM_SUB) * RT_GEMM_SUB, nsub = rt_div_up(nc, RT_GEMM_SUB);
+    if (o->bpack == RT_WPACK_LINEAR_BF16) { /* pair sub-panels (gemm.h), 16-bit units */
+        const uint16_t *w = (const uint16_t *)o->bpacked + p0 * npad + j / RT_GEMM_SUB * RT_GEMM_SUB * rt_pairs(kc) * 2;
+        RtPanels pp = {(const float *)(const void *)w, rt_pairs(kc) * RT_GEMM_SUB, 1};
+        if (s->bf16) return pp;
+        rt_pairs_widen(pp.p, pp.stride, RT_GEMM_SUB, (int)nsub, kc, buf, (int64_t)kc * RT_GEMM_SUB);
+        return (RtPanels){buf, (int64_t)kc * RT_GEMM_SUB, 0};
+    }
+    int64_t first = p0 * npad + j / RT_GEMM_SUB * kc * RT_GEMM_SUB;
+    if (o->bpack == RT_WPACK_LINEAR_F32)
+        return (RtPanels){(const float *)o->bpacked + first, (int64_t)kc * RT_GEMM_SUB, 0};
+    rt_widen(0, (const uint16_t *)o->bpacked + first, buf, nsub * RT_GEMM_SUB * kc);
+    return (RtPanels){buf, (int64_t)kc * RT_GEMM_SUB, 0};
+}
+
+void rt_pairs_widen(const float *src, int64_t sstride, int width, int panels, int kc, float *dst, int64_t dstride)
+{
+    for (int q = 0; q < panels; q++) {
+        const uint16_t *s = (const uint16_t *)(const void *)(src + q * sstride);
+        float *d = dst + q * dstride;
+        for (int k = 0; k < kc; k++)
+            for (int i = 0; i < width; i++) d[k * width + i] = bf16_to_f32(s[(k / 2 * width + i) * 2 + k % 2]);
+    }
 }
 
 /* ---- weights packed at compile time ------------------------------------------- */
@@ -119,30 +140,52 @@ static DType pack_dtype(RtWeightPack pack)
 int64_t rt_packed_weight_size(RtWeightPack pack, int groups, int64_t rows, int64_t k)
 {
     SDC_ASSERT(pack > RT_WPACK_NONE && pack < RT_WPACK_COUNT && groups >= 1 && rows % groups == 0);
-    int64_t numel = pack_is_conv(pack) ? groups * rt_div_up(rows / groups, RT_GEMM_MR) * RT_GEMM_MR * k
-                                       : rt_div_up(rows, RT_GEMM_SUB) * RT_GEMM_SUB * k;
+    /* bf16 pairs: an odd depth gets a zero high half in its last pair */
+    int64_t depth = pack_dtype(pack) == DT_BF16 ? rt_pairs(k) * 2 : k;
+    int64_t numel = pack_is_conv(pack) ? groups * rt_div_up(rows / groups, RT_GEMM_MR) * RT_GEMM_MR * depth
+                                       : rt_div_up(rows, RT_GEMM_SUB) * RT_GEMM_SUB * depth;
     return numel * (int64_t)dtype_size(pack_dtype(pack));
+}
+
+/* bf16: each depth block's fp32 panels (f, as the f32 packing has them) into
+ * pair panels at dst; width = RT_GEMM_MR (A) or RT_GEMM_SUB (B). */
+static void pairs_block(const float *f, int width, int64_t panels, int kcb, uint16_t *dst)
+{
+    int64_t kp = rt_pairs(kcb);
+    for (int64_t q = 0; q < panels; q++) {
+        const float *s = f + q * kcb * width;
+        uint16_t *d = dst + q * kp * width * 2;
+        for (int64_t t = 0; t < kp * width * 2; t++) {
+            int64_t k = t / (width * 2) * 2 + t % 2, i = t / 2 % width;
+            d[t] = k < kcb ? f32_to_bf16(s[k * width + i]) : 0;
+        }
+    }
 }
 
 void rt_pack_weight(RtWeightPack pack, int groups, int64_t rows, int64_t k, const float *w, void *dst)
 {
-    int64_t numel = rt_packed_weight_size(pack, groups, rows, k) / (int64_t)dtype_size(pack_dtype(pack));
-    float *f = pack_dtype(pack) == DT_F32 ? dst : xmalloc(sizeof(float) * (size_t)numel);
-    int64_t kc = rt_gemm_kc(k);
-    for (int64_t p0 = 0; p0 < k; p0 += kc) { /* depth block by depth block (gemm.h) */
-        int kcb = (int)rt_min64(kc, k - p0);
-        if (pack_is_conv(pack)) { /* per group: A panels */
-            int64_t og = rows / groups, og_pad = rt_div_up(og, RT_GEMM_MR) * RT_GEMM_MR;
-            for (int g = 0; g < groups; g++)
-                rt_pack_a_block(0, w + g * og * k + p0, k, (int)og, kcb, f + g * og_pad * k + p0 * og_pad);
-        } else { /* B = w^T: B[k][j] = w[j][k] */
-            rt_pack_b_block(1, w + p0, k, kcb, (int)rows, f + p0 * rt_div_up(rows, RT_GEMM_SUB) * RT_GEMM_SUB);
+    DType dt = pack_dtype(pack);
+    int conv = pack_is_conv(pack);
+    int64_t kc = rt_gemm_kc(k), og = rows / groups, og_pad = rt_div_up(og, RT_GEMM_MR) * RT_GEMM_MR;
+    int64_t npad = rt_div_up(rows, RT_GEMM_SUB) * RT_GEMM_SUB;
+    /* one depth block of one group in f32 panels at a time, then stored in the pack's dtype */
+    int64_t blk_rows = conv ? og_pad : npad;
+    float *f = xmalloc(sizeof(float) * (size_t)(blk_rows * kc));
+    int64_t gstride = blk_rows * (dt == DT_BF16 ? rt_pairs(k) * 2 : k); /* elements per group */
+    for (int g = 0; g < (conv ? groups : 1); g++)
+        for (int64_t p0 = 0; p0 < k; p0 += kc) { /* depth block by depth block (gemm.h) */
+            int kcb = (int)rt_min64(kc, k - p0);
+            if (conv) /* A panels: rows of this group */
+                rt_pack_a_block(0, w + g * og * k + p0, k, (int)og, kcb, f);
+            else /* B = w^T: B[k][j] = w[j][k] */
+                rt_pack_b_block(1, w + p0, k, kcb, (int)rows, (int64_t)kcb * RT_GEMM_SUB, f);
+            int64_t at = g * gstride + p0 * blk_rows, n = blk_rows * kcb; /* earlier blocks are even deep */
+            int width = conv ? RT_GEMM_MR : RT_GEMM_SUB;
+            if (dt == DT_BF16) pairs_block(f, width, blk_rows / width, kcb, (uint16_t *)dst + at);
+            else if (dt == DT_F16) dtype_from_f32(DT_F16, f, (uint16_t *)dst + at, (size_t)n);
+            else memcpy((float *)dst + at, f, sizeof(float) * (size_t)n);
         }
-    }
-    if (f != dst) {
-        dtype_from_f32(pack_dtype(pack), f, dst, (size_t)numel);
-        free(f);
-    }
+    free(f);
 }
 
 #define STR_(x) #x
@@ -150,5 +193,5 @@ void rt_pack_weight(RtWeightPack pack, int groups, int64_t rows, int64_t k, cons
 const char *rt_weight_packing(void)
 {
     return "packed GEMM weights: conv A panels of " STR(RT_GEMM_MR) " rows, linear B panels of " STR(RT_GEMM_SUB)
-           " columns, depth blocks of at most " STR(RT_GEMM_KC_MAX);
+           " columns, depth blocks of at most " STR(RT_GEMM_KC_MAX) "; bf16 as depth pairs";
 }

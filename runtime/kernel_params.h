@@ -101,6 +101,8 @@ typedef struct AttentionParams {
     float scale;
     int causal;
     int upcast;
+    int bf16; /* both products on bf16-rounded operands (fp32 sums) where the CPU has a bf16
+               * dot product (the compile's bf16 choice); with upcast the scores stay fp32 */
 } AttentionParams;
 
 /* Sinusoidal timestep embedding, as diffusers' get_timestep_embedding:

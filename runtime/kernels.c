@@ -1,22 +1,23 @@
-/* kernels.c — the kernels' shared services: thread count, OpenBLAS set-up,
- * per-thread scratch memory.  The kernels themselves live in kernels_*.c
+/* kernels.c — the kernels' shared services: thread count, per-thread
+ * scratch memory.  The kernels themselves live in kernels_*.c and gemm*.c
  * (see kernels_internal.h for the map and the determinism rule).
  *
  * Scratch: each thread keeps one growing buffer per RtScratchSlot (the
  * OpenMP thread pool outlives a kernel call, so buffers are allocated once
  * and reused by every later call).  What a thread holds at most for SD 1.5
- * at 512x512, bounded by the constants of kernels_conv.c and
- * kernels_attention.c (bench/kernels_bench.c prints the measured peak):
- *   conv im2col tile     <= 1 MiB   (CONV_SCRATCH_FLOATS, + 1/8 growth slack)
- *   attention scores     ATTN_KB*ATTN_QB floats = 256 KiB, accumulator
- *                        ATTN_QB*(dv+4) floats <= 70 KiB (dv <= 64)
- * The main slot serves conv and attention scores, the aux slot the
- * accumulator: about 1.2 MiB per thread (measured: 1.18 MiB), whatever the
- * image size.  Several threads may call kernels at once: every OpenMP
- * thread has its own scratch set. */
+ * at 512x512, bounded by the block sizes of gemm.h, kernels_gemm.c,
+ * kernels_conv.c and kernels_attention.c (bench/kernels_bench.c prints the
+ * measured peak):
+ *   packed B block       <= 1.5 MiB (RT_GEMM_KC_MAX x GEMM_NC floats: the im2col of a conv)
+ *   packed A block       <= 216 KiB (GEMM_MC x RT_GEMM_KC_MAX)
+ *   attention            S^T 240 KiB, O^T and statistics <= 70 KiB (dv <= 64)
+ *   bf16 pair blocks     half the packed blocks above (bf16 weights only)
+ * about 3.5 MiB per thread whatever the image size, plus, on the thread
+ * that calls rt_attention, K and V of every head packed once (21.5 MiB for
+ * the UNet's 4096-token self-attention at batch 2).  Several threads may
+ * call kernels at once: every OpenMP thread has its own scratch set. */
 #include "kernels_internal.h"
 
-#include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -73,7 +74,6 @@ static void scratch_set_release(void *arg)
 
 static void prepare(void)
 {
-    openblas_set_num_threads(1);
     if (pthread_key_create(&scratch_key, scratch_set_release)) SDC_ASSERT(!"pthread_key_create failed");
 }
 

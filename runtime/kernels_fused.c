@@ -89,7 +89,6 @@ void rt_fused_conv2d(const FusedConv2dParams *fp, const float *x, const float *g
         norms = xmalloc(sizeof(RtChannelNorm) * (size_t)((int64_t)p->n * p->c + 1));
         rt_group_norm_channels(p->n, p->c, pl.hw, fp->norm_groups, fp->eps, x, gamma, beta, norms);
     }
-    int finish = chan_add || residual || fp->out_scale != 1.0f;
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(rt_threads())
     for (int64_t t = 0; t < pl.tasks; t++) {
@@ -99,35 +98,35 @@ void rt_fused_conv2d(const FusedConv2dParams *fp, const float *x, const float *g
         int64_t o0 = ob * pl.oc_block;
         int nob = (int)rt_min64(pl.oc_block, p->oc - o0);
         float *yt = y + (nb * p->oc + o0) * pl.ohw + p0;
-        if (b)
-            for (int o = 0; o < nob; o++) rt_vec_fill(yt + o * pl.ohw, np, b[o0 + o]);
+        int64_t img = fp->chan_add_n == 1 ? 0 : nb;
+        /* the epilogue inside the tiles: (conv + b + chan_add + residual) * out_scale */
+        RtGemmEpi epi = {.row_bias = b ? b + o0 : NULL, .row_add = chan_add ? chan_add + img * p->oc + o0 : NULL,
+                         .res = residual ? residual + (yt - y) : NULL, .ldr = pl.ohw, .scale = fp->out_scale};
         const RtChannelNorm *cn = norms ? norms + nb * p->c : NULL;
-        rt_conv_tile(p, &pl, 0, x + nb * p->c * pl.hw, w, cn, fp->silu, o0, nob, p0, (int)np, b ? 1.0f : 0.0f, yt);
-        if (finish) {
-            int64_t img = fp->chan_add_n == 1 ? 0 : nb;
-            RtEpilogue ep = {.row_add = chan_add ? chan_add + img * p->oc + o0 : NULL,
-                             .residual = residual ? residual + (yt - y) : NULL, .ld_residual = pl.ohw,
-                             .scale = fp->out_scale};
-            rt_epilogue_tile(&ep, yt, pl.ohw, nob, np);
-        }
+        rt_conv_tile(p, &pl, 0, x + nb * p->c * pl.hw, w, cn, fp->silu, o0, nob, p0, (int)np, &epi, yt);
     }
     free(norms);
 }
 
 /* ---- fused linear ------------------------------------------------------------------ */
 
-/* c[mm, nn] = a[mm, k] w[j0 : j0 + nn]^T + beta c: the weight's rows from j0,
- * packed at compile time (p->wpack; j0 is then a multiple of 16) or plain. */
+/* c[mm, nn] = a[mm, k] w[j0 : j0 + nn]^T and the epilogue: the weight's rows
+ * from j0, packed at compile time (p->wpack; j0 is then a multiple of 16)
+ * or plain. */
 static void linear_gemm(const FusedLinearParams *p, const float *a, const float *w, int64_t j0, int mm, int nn,
-                        float beta, float *c, int64_t ldc)
+                        const RtGemmEpi *epi, float *c, int64_t ldc)
 {
+    RtGemmOperands ops = {.a = {a, p->k, 0}};
+    RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_plain_b, &ops, 0};
     if (p->wpack == RT_WPACK_NONE) {
-        rt_gemm(0, 1, mm, nn, p->k, 1.0f, a, p->k, w + j0 * p->k, p->k, beta, c, ldc);
-        return;
+        ops.b = (RtPlainOperand){w + j0 * p->k, p->k, 1};
+    } else {
+        ops.bpacked = w, ops.bpack = p->wpack, ops.bk = p->k, ops.bn = p->n, ops.bj0 = j0;
+        src.b = rt_gemm_packed_b;
+        src.bf16 = p->wpack == RT_WPACK_LINEAR_BF16 && rt_gemm_arch()->kernel_bf16; /* activations rounded too */
+        src.b_in_place = p->wpack == RT_WPACK_LINEAR_F32 || src.bf16;
     }
-    RtGemmOperands ops = {.a = {a, p->k, 0}, .bpacked = w, .bpack = p->wpack, .bk = p->k, .bn = p->n, .bj0 = j0};
-    RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_packed_b, &ops};
-    rt_gemm_run(&src, mm, nn, p->k, 1.0f, beta, c, ldc);
+    rt_gemm_run(&src, mm, nn, p->k, 1.0f, 0.0f, epi, c, ldc);
 }
 
 void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *gamma, const float *beta,
@@ -162,21 +161,21 @@ void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *ga
             a = panel;
         }
         float *c = y + i0 * ny + j0;
-        if (b)
-            for (int r = 0; r < mm; r++) memcpy(c + (int64_t)r * ny, b + j0, (size_t)nn * sizeof(float));
-        linear_gemm(p, a, w, j0, mm, nn, b ? 1.0f : 0.0f, c, ny);
+        /* without GEGLU the whole epilogue happens inside the tiles: (x w^T + b + residual) * out_scale */
+        RtGemmEpi epi = {.col_bias = b ? b + j0 : NULL};
+        if (!p->geglu) epi.res = residual ? residual + i0 * ny + j0 : NULL, epi.ldr = ny, epi.scale = p->out_scale;
+        linear_gemm(p, a, w, j0, mm, nn, &epi, c, ny);
         if (p->geglu) { /* the gate columns of this strip, then hidden * gelu(gate) */
             float *gate = rt_scratch(RT_SCRATCH_AUX, (size_t)mm * (size_t)nn);
-            if (b)
-                for (int r = 0; r < mm; r++) memcpy(gate + (int64_t)r * nn, b + ny + j0, (size_t)nn * sizeof(float));
-            linear_gemm(p, a, w, ny + j0, mm, nn, b ? 1.0f : 0.0f, gate, nn);
+            RtGemmEpi gepi = {.col_bias = b ? b + ny + j0 : NULL};
+            linear_gemm(p, a, w, ny + j0, mm, nn, &gepi, gate, nn);
             for (int r = 0; r < mm; r++) {
                 float *gr = gate + (int64_t)r * nn, *cr = c + (int64_t)r * ny;
                 rt_vec_gelu(gr, gr, nn);
                 rt_vec_binary(RT_MUL, nn, cr, 1, gr, 1, cr);
             }
         }
-        if (finish) {
+        if (p->geglu && finish) {
             RtEpilogue ep = {.residual = residual ? residual + i0 * ny + j0 : NULL, .ld_residual = ny,
                              .scale = p->out_scale};
             rt_epilogue_tile(&ep, c, ny, mm, nn);

@@ -14,6 +14,7 @@
  * shapes only, so the result does not depend on the thread count. */
 #include "kernels_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,78 +34,124 @@
 /* ---- which micro-kernel ------------------------------------------------------ */
 
 static const RtGemmArch *arch_forced;
+static const RtGemmArch *const arch_table[RT_GEMM_ISA_COUNT] = {&rt_gemm_generic, &rt_gemm_avx2, &rt_gemm_avx512,
+                                                                &rt_gemm_avx512_bf16};
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+static RtGemmIsa isa_best; /* the most this CPU (and OS) can run */
 
-static const RtGemmArch *arch_detect(void)
+static void isa_detect(void)
 {
+    isa_best = RT_GEMM_GENERIC;
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return &rt_gemm_avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &rt_gemm_avx2;
+    if (__builtin_cpu_supports("avx512f"))
+        isa_best = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") ? RT_GEMM_AVX512_BF16
+                                                                                               : RT_GEMM_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa_best = RT_GEMM_AVX2;
 #endif
-    return &rt_gemm_generic;
 }
 
 const RtGemmArch *rt_gemm_arch(void)
 {
-    static const RtGemmArch *detected;
     if (arch_forced) return arch_forced;
-    if (!detected) detected = arch_detect(); /* idempotent: a race writes the same pointer */
-    return detected;
+    pthread_once(&isa_once, isa_detect);
+    return arch_table[isa_best];
 }
 
 int rt_gemm_force_isa(RtGemmIsa isa)
 {
-    static const RtGemmArch *const table[RT_GEMM_ISA_COUNT] = {&rt_gemm_generic, &rt_gemm_avx2, &rt_gemm_avx512};
     if (isa == RT_GEMM_AUTO) {
         arch_forced = NULL;
         return 0;
     }
-    if (isa < 0 || isa >= RT_GEMM_ISA_COUNT) return -1;
-    const RtGemmArch *best = arch_detect();
-    if (table[isa]->nr == 0 || (isa == RT_GEMM_AVX512 && best != &rt_gemm_avx512) ||
-        (isa == RT_GEMM_AVX2 && best == &rt_gemm_generic))
-        return -1;
-    arch_forced = table[isa];
+    pthread_once(&isa_once, isa_detect);
+    if (isa < 0 || isa > isa_best || arch_table[isa]->nr == 0) return -1;
+    arch_forced = arch_table[isa];
     return 0;
 }
 
 /* ---- the driver ---------------------------------------------------------------- */
 
-static void scale_c(int m, int n, float beta, float *c, int64_t ldc)
+/* k = 0: no product, only beta * C and the epilogue. */
+static void empty_product(int m, int n, float beta, const RtGemmEpi *e, float *c, int64_t ldc)
 {
     for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+        for (int j = 0; j < n; j++) {
+            float v = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+            if (e && e->row_bias) v += e->row_bias[i];
+            if (e && e->col_bias) v += e->col_bias[j];
+            if (e && e->row_add) v += e->row_add[i];
+            if (e && e->res) v += e->res[i * e->ldr + j];
+            if (e && e->scale != 0.0f) v *= e->scale;
+            c[i * ldc + j] = v;
+        }
 }
 
-void rt_gemm_run(const RtGemmSrc *src, int m, int n, int k, float alpha, float beta, float *c, int64_t ldc)
+void rt_gemm_run(const RtGemmSrc *src, int m, int n, int k, float alpha, float beta, const RtGemmEpi *epi, float *c,
+                 int64_t ldc)
 {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
-        scale_c(m, n, beta, c, ldc);
+        empty_product(m, n, beta, epi, c, ldc);
         return;
     }
     const RtGemmArch *ar = rt_gemm_arch();
-    int nr = ar->nr;
-    int kc_blk = rt_gemm_kc(k), kc_max = kc_blk;
-    int mc_max = m < GEMM_MC ? m : GEMM_MC, nc_max = n < GEMM_NC ? n : GEMM_NC;
-    float *abuf = rt_scratch(RT_SCRATCH_PACK_A, (size_t)rt_div_up(mc_max, RT_GEMM_MR) * RT_GEMM_MR * kc_max);
-    float *bbuf = rt_scratch(RT_SCRATCH_PACK_B, (size_t)rt_div_up(nc_max, RT_GEMM_SUB) * RT_GEMM_SUB * kc_max);
-    for (int jc = 0; jc < n; jc += GEMM_NC) {
-        int nc = n - jc < GEMM_NC ? n - jc : GEMM_NC;
+    RtGemmEpi none = {0};
+    const RtGemmEpi *e = epi ? epi : &none;
+    int nr = ar->nr, bf16 = src->bf16;
+    SDC_ASSERT(!bf16 || ar->kernel_bf16);
+    RtMicroKernel *kernel = bf16 ? ar->kernel_bf16 : ar->kernel;
+    int kc_blk = rt_gemm_kc(k);
+    /* panels that exist already (weights packed at compile time) need no
+     * buffer: all columns in one block, so that A is packed once */
+    int nc_blk = src->b_in_place ? n : GEMM_NC;
+    int mc_max = m < GEMM_MC ? m : GEMM_MC, nc_max = n < nc_blk ? n : nc_blk;
+    int64_t a_panels = rt_div_up(mc_max, RT_GEMM_MR), b_panels = rt_div_up(nc_max, RT_GEMM_SUB);
+    float *abuf = rt_scratch(RT_SCRATCH_PACK_A, (size_t)(a_panels * RT_GEMM_MR * kc_blk));
+    float *bbuf = rt_scratch(RT_SCRATCH_PACK_B, (size_t)(b_panels * rt_gemm_b_stride(kc_blk)));
+    /* bf16: fp32 blocks from the providers are rounded into pair panels here */
+    float *apairs = bf16 ? rt_scratch(RT_SCRATCH_PAIRS_A, (size_t)(a_panels * RT_GEMM_MR * rt_pairs(kc_blk))) : NULL;
+    float *bpairs = bf16 ? rt_scratch(RT_SCRATCH_PAIRS_B, (size_t)(b_panels * rt_pairs_b_stride(kc_blk))) : NULL;
+    for (int jc = 0; jc < n; jc += nc_blk) {
+        int nc = n - jc < nc_blk ? n - jc : nc_blk;
         for (int pc = 0; pc < k; pc += kc_blk) {
             int kc = k - pc < kc_blk ? k - pc : kc_blk;
-            float bt = pc == 0 ? beta : 1.0f;
+            int first = pc == 0, last = pc + kc >= k;
             RtPanels bp = src->b(src, pc, kc, jc, nc, bbuf);
+            if (bf16 && !bp.pairs) {
+                rt_pairs_from_b(bp.p, bp.stride, (int)rt_div_up(nc, RT_GEMM_SUB), kc, bpairs, rt_pairs_b_stride(kc));
+                bp = (RtPanels){bpairs, rt_pairs_b_stride(kc), 1};
+            }
+            SDC_ASSERT(bp.pairs == bf16);
             for (int ic = 0; ic < m; ic += GEMM_MC) {
                 int mc = m - ic < GEMM_MC ? m - ic : GEMM_MC;
                 RtPanels ap = src->a(src, ic, mc, pc, kc, abuf);
+                if (bf16 && !ap.pairs) {
+                    rt_pairs_from_a(ap.p, ap.stride, (int)rt_div_up(mc, RT_GEMM_MR), kc, apairs,
+                                    RT_GEMM_MR * rt_pairs(kc));
+                    ap = (RtPanels){apairs, RT_GEMM_MR * rt_pairs(kc), 1};
+                }
+                SDC_ASSERT(ap.pairs == bf16);
+                int64_t steps = bf16 ? rt_pairs(kc) : kc;
                 for (int jr = 0; jr < nc; jr += nr) {
                     const float *bj = bp.p + (int64_t)(jr / RT_GEMM_SUB) * bp.stride;
                     int nrr = nc - jr < nr ? nc - jr : nr;
-                    for (int ir = 0; ir < mc; ir += RT_GEMM_MR)
-                        ar->kernel(kc, ap.p + (int64_t)(ir / RT_GEMM_MR) * ap.stride, bj, bp.stride,
-                                   c + (int64_t)(ic + ir) * ldc + jc + jr, ldc, RT_GEMM_SUB,
-                                   mc - ir < RT_GEMM_MR ? mc - ir : RT_GEMM_MR, nrr, alpha, bt);
+                    for (int ir = 0; ir < mc; ir += RT_GEMM_MR) {
+                        int i = ic + ir, j = jc + jr;
+                        RtTileStore st = {
+                            .alpha = alpha,
+                            .beta = first ? beta : 1.0f,
+                            .scale = last && e->scale != 0.0f ? e->scale : 1.0f,
+                            .row_bias = first && e->row_bias ? e->row_bias + i : NULL,
+                            .col_bias = first && e->col_bias ? e->col_bias + j : NULL,
+                            .row_add = last && e->row_add ? e->row_add + i : NULL,
+                            .res = last && e->res ? e->res + i * e->ldr + j : NULL,
+                            .ldr = e->ldr,
+                        };
+                        kernel(steps, ap.p + (int64_t)(ir / RT_GEMM_MR) * ap.stride, bj, bp.stride,
+                               c + (int64_t)i * ldc + j, ldc, RT_GEMM_SUB, mc - ir < RT_GEMM_MR ? mc - ir : RT_GEMM_MR,
+                               nrr, &st);
+                    }
                 }
             }
         }
@@ -118,8 +165,8 @@ void rt_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const f
     SDC_ASSERT(k <= 0 || (lda >= (trans_a ? m : k) && ldb >= (trans_b ? k : n)));
     SDC_ASSERT(ldc >= n);
     RtGemmOperands ops = {.a = {a, lda, trans_a}, .b = {b, ldb, trans_b}};
-    RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_plain_b, &ops};
-    rt_gemm_run(&src, m, n, k, alpha, beta, c, ldc);
+    RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_plain_b, &ops, 0};
+    rt_gemm_run(&src, m, n, k, alpha, beta, NULL, c, ldc);
 }
 
 void rt_matmul(const MatmulParams *p, const float *a, const float *b, const float *bias, float *c)
@@ -141,17 +188,18 @@ void rt_matmul(const MatmulParams *p, const float *a, const float *b, const floa
         int mm = (int)rt_min64(MATMUL_TILE_M, p->m - i0), nn = (int)rt_min64(tile_n, p->n - j0);
         const float *A = a + bt * p->stride_a + (p->trans_a ? i0 : i0 * p->lda);
         float *C = c + bt * p->stride_c + i0 * p->ldc + j0;
-        if (bias)
-            for (int i = 0; i < mm; i++) memcpy(C + i * p->ldc, bias + j0, (size_t)nn * sizeof(float));
+        RtGemmEpi epi = {.col_bias = bias ? bias + j0 : NULL};
+        RtGemmOperands ops = {.a = {A, p->lda, p->trans_a}};
+        RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_plain_b, &ops, 0};
         if (p->bpack != RT_WPACK_NONE) { /* a linear weight packed at compile time, shared by the batch */
             SDC_ASSERT(p->trans_b && (p->batch == 1 || p->stride_b == 0));
-            RtGemmOperands ops = {.a = {A, p->lda, p->trans_a}, .bpacked = b, .bpack = p->bpack, .bk = p->k,
-                                   .bn = p->n, .bj0 = j0};
-            RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_packed_b, &ops};
-            rt_gemm_run(&src, mm, nn, p->k, 1.0f, bias ? 1.0f : 0.0f, C, p->ldc);
-            continue;
+            ops.bpacked = b, ops.bpack = p->bpack, ops.bk = p->k, ops.bn = p->n, ops.bj0 = j0;
+            src.b = rt_gemm_packed_b;
+            src.bf16 = p->bpack == RT_WPACK_LINEAR_BF16 && rt_gemm_arch()->kernel_bf16;
+            src.b_in_place = p->bpack == RT_WPACK_LINEAR_F32 || src.bf16;
+        } else {
+            ops.b = (RtPlainOperand){b + bt * p->stride_b + (p->trans_b ? j0 * p->ldb : j0), p->ldb, p->trans_b};
         }
-        const float *B = b + bt * p->stride_b + (p->trans_b ? j0 * p->ldb : j0);
-        rt_gemm(p->trans_a, p->trans_b, mm, nn, p->k, 1.0f, A, p->lda, B, p->ldb, bias ? 1.0f : 0.0f, C, p->ldc);
+        rt_gemm_run(&src, mm, nn, p->k, 1.0f, 0.0f, &epi, C, p->ldc);
     }
 }

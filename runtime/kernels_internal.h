@@ -1,9 +1,14 @@
 /* kernels_internal.h — what the runtime kernel files share (not for callers).
  *
- *   kernels.c           threads, OpenBLAS set-up, per-thread scratch
- *   kernels_gemm.c      rt_gemm (the one GEMM entry point) and rt_matmul
- *   kernels_conv.c      rt_conv2d (direct 1x1 GEMM, tiled im2col + GEMM)
- *   kernels_attention.c rt_attention (tiled online softmax)
+ *   kernels.c           threads, per-thread scratch
+ *   gemm.h              the GEMM engine: packed operands, micro-kernels, driver
+ *   gemm_avx512.c       the AVX-512 micro-kernels (6 x 64; fp32 and bf16 pairs)
+ *   gemm_avx2.c         the AVX2 and portable micro-kernels (6 x 16)
+ *   gemm_pack.c         packing: operand blocks, weights at compile time
+ *   kernels_gemm.c      the driver, rt_gemm and rt_matmul
+ *   kernels_conv.c      rt_conv2d (implicit GEMM: im2col into the packed B blocks)
+ *   kernels_attention.c rt_attention (tiled online softmax on the micro-kernel)
+ *   kernels_fused.c     rt_fused_conv2d, rt_fused_linear (prologues, epilogues)
  *   kernels_norm.c      rt_group_norm, rt_layer_norm, rt_softmax
  *   kernels_eltwise.c   activations, rt_binary, upsampling, timestep embedding
  *   kernels_vec.c       the vectorised inner loops every file above uses
@@ -11,8 +16,7 @@
  * Determinism: every kernel cuts its work into tasks whose boundaries depend
  * on the shapes only, never on the thread count, and every output element is
  * reduced inside one task on one thread.  Threads only decide who runs which
- * task, so 1 and N threads give bit-identical results.  OpenBLAS is told to
- * use one thread and is only called from inside those tasks. */
+ * task, so 1 and N threads give bit-identical results. */
 #ifndef SDC_KERNELS_INTERNAL_H
 #define SDC_KERNELS_INTERNAL_H
 
@@ -22,9 +26,8 @@
 
 /* ---- kernels.c ---------------------------------------------------------- */
 
-/* Called at the top of every kernel: the first call pins OpenBLAS to one
- * thread (our OpenMP tasks call it concurrently; nesting its threads inside
- * ours would oversubscribe the cores). */
+/* Called at the top of every kernel: the first call sets up the scratch
+ * memory's thread-exit hook. */
 void rt_kernels_prepare(void);
 
 /* Per-thread scratch that grows and is never shrunk: each OpenMP thread
@@ -38,6 +41,8 @@ typedef enum RtScratchSlot {
     RT_SCRATCH_PACK_B, /* rt_gemm_run: the packed B block */
     RT_SCRATCH_SLAB,   /* rt_conv_tile: normalised input rows of a fused conv */
     RT_SCRATCH_ATTN_KV, /* rt_attention (calling thread): K and V of every head, packed */
+    RT_SCRATCH_PAIRS_A, /* rt_gemm_run, bf16: the A block rounded to pairs */
+    RT_SCRATCH_PAIRS_B, /* rt_gemm_run, bf16: the B block rounded to pairs */
     RT_SCRATCH_COUNT
 } RtScratchSlot;
 float *rt_scratch(RtScratchSlot slot, size_t count);
@@ -65,11 +70,12 @@ static inline int64_t rt_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* ---- kernels_gemm.c ----------------------------------------------------- */
 
-/* Row-major C[m,n] = alpha * op(A) op(B) + beta * C on the calling thread.
- * op(A) is [m,k] (stored [k,m] with trans_a), op(B) is [k,n] (stored [n,k]
- * with trans_b).  Every GEMM of the runtime goes through this function, so a
- * hand-written micro-kernel can replace cblas_sgemm here and nowhere else.
- * Its result must depend on its arguments only (not on the thread). */
+/* Row-major C[m,n] = alpha * op(A) op(B) + beta * C on the calling thread,
+ * for plain matrices: op(A) is [m,k] (stored [k,m] with trans_a), op(B) is
+ * [k,n] (stored [n,k] with trans_b).  The GEMM engine (gemm.h) with both
+ * operands packed block by block; kernels with packed weights or their own
+ * operand layout call rt_gemm_run directly.  Its result depends on its
+ * arguments only (not on the thread). */
 void rt_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int64_t lda,
              const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
@@ -88,16 +94,19 @@ void rt_conv_plan(const Conv2dParams *p, RtConvPlan *pl);
 
 struct RtChannelNorm; /* kernels_fused.h */
 
+struct RtGemmEpi; /* gemm.h */
+
 /* One task of a conv: output channels [o0, o0 + nob) of group g (o0 a
  * multiple of pl->oc_block) at output positions [pos0, pos0 + np) of one
- * image: y = beta * y + conv(x', w), y pointing at (o0, pos0) with row
+ * image: y = conv(x', w) and the epilogue epi (rows: output channels,
+ * columns: positions; NULL: none), y pointing at (o0, pos0) with row
  * stride ohw.  x points at the image's first input channel of the group;
  * x' = x, or with cn (one map per input channel of the group) the
  * normalised and optionally SiLU'd input (zero padding stays zero).  w is
  * the whole weight, laid out as p->wpack. */
 void rt_conv_tile(const Conv2dParams *p, const RtConvPlan *pl, int g, const float *x, const void *w,
-                  const struct RtChannelNorm *cn, int silu, int64_t o0, int nob, int64_t pos0, int np, float beta,
-                  float *y);
+                  const struct RtChannelNorm *cn, int silu, int64_t o0, int nob, int64_t pos0, int np,
+                  const struct RtGemmEpi *epi, float *y);
 
 /* ---- kernels_vec.c: inner loops, compiled for AVX-512, AVX2 and SSE2 ---- */
 

@@ -34,6 +34,7 @@ typedef struct SdcGraphInfo {
     int nnodes;
     const char *const *node_names; /* [nnodes] "%name = op" for the slowest-node report */
     const unsigned char *node_kind; /* [nnodes] OpKind of each profiled node */
+    const double *node_flops;       /* [nnodes] FLOPs of each profiled node per call */
 } SdcGraphInfo;
 
 typedef struct SdcPipeline {

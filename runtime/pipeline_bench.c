@@ -23,7 +23,11 @@
  *   "slowest_nodes" [{"graph", "node", "name", "kind", "seconds"}] (the ten
  *   slowest nodes of all graphs; graph is "text_encoder", "unet",
  *   "vae_decoder" or "vae_encoder", node its index, name its node_names entry).
- * Per-node seconds are per run (summed over the calls of one generation). */
+ * Per-node seconds are per run (summed over the calls of one generation).
+ *   "unet_step_profile" [{"kind", "name", "seconds", "gflop", "gflops"}]
+ *   (the UNet alone, per denoising step: all its calls of one step, values
+ *   computed once per prompt shared out over the steps; per OpKind, slowest
+ *   first; gflop is the kind's work per step). */
 #include "pipeline_internal.h"
 
 #include <cjson/cJSON.h>
@@ -217,6 +221,41 @@ static void add_profile(cJSON *root, const SdcPipeline *p, int runs)
     }
 }
 
+/* Where a denoising step's time goes, with the FLOPs of each kind. */
+static void add_unet_profile(cJSON *root, const SdcPipeline *p, const BenchStats *b)
+{
+    const SdcGraphInfo *gi = &p->unet;
+    double steps = (double)b->n_step_samples, per_kind[256] = {0}, flops[256] = {0};
+    int used_kind[256] = {0};
+    if (steps <= 0 || !gi->node_kind) return;
+    /* UNet calls per step: the graph's FLOPs per node are per call */
+    double calls = b->runs > 0 ? (double)b->unet_calls / (steps / b->runs) : 1.0;
+    for (int n = 0; n < prof_nnodes[SDC_GRAPH_UNET]; n++) {
+        int kind = gi->node_kind[n];
+        per_kind[kind] += prof_node_s[SDC_GRAPH_UNET][n] / steps;
+        if (gi->node_flops) flops[kind] += gi->node_flops[n] * calls;
+        used_kind[kind] = 1;
+    }
+    NodeTime kinds[256];
+    int n_kinds = 0;
+    for (int k = 0; k < 256; k++)
+        if (used_kind[k]) kinds[n_kinds++] = (NodeTime){0, k, per_kind[k]};
+    qsort(kinds, (size_t)n_kinds, sizeof kinds[0], node_time_slower_first);
+    cJSON *arr = cJSON_AddArrayToObject(root, "unet_step_profile");
+    for (int i = 0; i < n_kinds; i++) {
+        int k = kinds[i].node;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "kind", k);
+        const char *name = kind_name(p, k);
+        if (name) cJSON_AddStringToObject(o, "name", name);
+        else cJSON_AddNullToObject(o, "name");
+        cJSON_AddNumberToObject(o, "seconds", per_kind[k]);
+        cJSON_AddNumberToObject(o, "gflop", flops[k] * 1e-9);
+        cJSON_AddNumberToObject(o, "gflops", per_kind[k] > 0 ? flops[k] * 1e-9 / per_kind[k] : 0);
+        cJSON_AddItemToArray(arr, o);
+    }
+}
+
 void bench_print_json(FILE *f, const SdcPipeline *p, const PipelineArgs *a, const BenchStats *b)
 {
     double runs = b->runs > 0 ? b->runs : 1;
@@ -255,6 +294,7 @@ void bench_print_json(FILE *f, const SdcPipeline *p, const PipelineArgs *a, cons
     add_hex(root, "latents_checksum", b->latents_checksum);
     cJSON_AddBoolToObject(root, "deterministic", b->deterministic);
     add_profile(root, p, b->runs);
+    add_unet_profile(root, p, b);
 
     char *text = cJSON_Print(root);
     fprintf(f, "%s\n", text);

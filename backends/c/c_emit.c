@@ -318,10 +318,10 @@ static void lower_attention(Emit *e, const Node *n, int id)
             "        static const AttentionParams p = {.b = %" PRId64 ", .lq = %" PRId64 ", .lk = %" PRId64
             ", .heads = %" PRId64 ", .dk = %" PRId64 ", .dv = %" PRId64 ",\n"
             "            .ldq = %" PRId64 ", .ldk = %" PRId64 ", .ldv = %" PRId64 ", .ldy = %" PRId64
-            ", .scale = %s, .causal = %d, .upcast = %d};\n",
+            ", .scale = %s, .causal = %d, .upcast = %d, .bf16 = %d};\n",
             q->shape[0], q->shape[1], k->shape[1], heads, q->shape[2] / heads, v->shape[2] / heads, q->shape[2],
             k->shape[2], v->shape[2], n->shape[2], cf(node_float(n, "scale", 1)), (int)node_int(n, "causal", 0),
-            (int)node_int(n, "upcast", 0));
+            (int)node_int(n, "upcast", 0), e->eg->attention_bf16);
     fprintf(e->out, "        rt_attention(&p, %s, %s, %s, %s);\n", qs, ks, vs, ys);
 }
 
@@ -386,9 +386,10 @@ static void lower_attention_qkv(Emit *e, const Node *n, int id)
             "        static const AttentionParams p = {.b = %" PRId64 ", .lq = %" PRId64 ", .lk = %" PRId64
             ", .heads = %" PRId64 ", .dk = %" PRId64 ", .dv = %" PRId64 ",\n"
             "            .ldq = %" PRId64 ", .ldk = %" PRId64 ", .ldv = %" PRId64 ", .ldy = %" PRId64
-            ", .scale = %s, .causal = %d, .upcast = %d};\n",
+            ", .scale = %s, .causal = %d, .upcast = %d, .bf16 = %d};\n",
             qkv->shape[0], qkv->shape[1], qkv->shape[1], heads, ch / heads, ch / heads, 3 * ch, 3 * ch, 3 * ch, ch,
-            cf(node_float(n, "scale", 1)), (int)node_int(n, "causal", 0), (int)node_int(n, "upcast", 0));
+            cf(node_float(n, "scale", 1)), (int)node_int(n, "causal", 0), (int)node_int(n, "upcast", 0),
+            e->eg->attention_bf16);
     fprintf(e->out, "        rt_attention(&p, %s, %s + %" PRId64 ", %s + %" PRId64 ", %s);\n", qs, qs, ch, qs, 2 * ch, ys);
 }
 
@@ -518,6 +519,14 @@ static void emit_graph(Emit *e)
         for (int i = 0; i < g->n; i++)
             if (is_profiled(&g->nodes[i]) && (g->nodes[i].stage == NODE_STAGE_PROMPT) == (pass == 0))
                 fprintf(o, "%s%d", k++ ? ", " : "", (int)g->nodes[i].op);
+    fprintf(o, "%s};\nstatic const double %s_node_flops[] = {", np ? "" : "0", e->eg->name);
+    for (int pass = 0, k = 0; pass < 2; pass++)
+        for (int i = 0; i < g->n; i++)
+            if (is_profiled(&g->nodes[i]) && (g->nodes[i].stage == NODE_STAGE_PROMPT) == (pass == 0)) {
+                OpCost c = {0};
+                op_table[g->nodes[i].op].cost(g, &g->nodes[i], &c);
+                fprintf(o, "%s%.17g", k++ ? ", " : "", c.flops);
+            }
     fprintf(o, "%s};\n\n", np ? "" : "0");
     fprintf(o, "static void graph_%s(uint8_t *arena, const uint8_t *weights, void *const *in, void *const *out)\n{\n",
             e->eg->name);

@@ -15,6 +15,10 @@
  * - rt_matmul with a packed linear weight, the same way;
  * - the fused conv and linear kernels with packed weights (GroupNorm + SiLU
  *   and LayerNorm prologues, GEGLU, every epilogue term);
+ * - bf16 weights with AVX512-BF16 (where the CPU has it) against references
+ *   whose GEMM input is rounded to bf16 as that path rounds it, and on every
+ *   other micro-kernel (the pair panels widened to f32);
+ * - the pair-panel conversions against a scalar rounding, odd depths included;
  * - rt_attention on each micro-kernel;
  * - rt_widen against dtype.c's conversions for every 16-bit pattern. */
 #include <math.h>
@@ -31,7 +35,7 @@
 
 #define TOL 1e-5
 
-static const char *const isa_names[RT_GEMM_ISA_COUNT] = {"generic", "avx2", "avx512"};
+static const char *const isa_names[RT_GEMM_ISA_COUNT] = {"generic", "avx2", "avx512", "avx512bf16"};
 
 static float *randn_buf(size_t n, float scale)
 {
@@ -100,6 +104,18 @@ static DType pack_dtype(RtWeightPack pack)
                                                                          : DT_F32;
 }
 
+/* With a bf16 dot product, bf16 weights meet activations rounded to bf16
+ * too (gemm.h): the references then round the GEMM's input the same way. */
+static int rounds_input(RtWeightPack pack)
+{
+    return rt_gemm_arch()->kernel_bf16 && (pack == RT_WPACK_CONV_BF16 || pack == RT_WPACK_LINEAR_BF16);
+}
+
+static void round_bf16(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
+}
+
 /* w rounded to the precision the pack stores (what the kernel computes with). */
 static float *rounded(const float *w, size_t n, RtWeightPack pack)
 {
@@ -126,7 +142,8 @@ static void *packed(RtWeightPack pack, int groups, int64_t rows, int64_t k, cons
         for (int th_ = 3; th_ >= 1; th_--) {                                                          \
             rt_set_threads(th_);                                                                      \
             call;                                                                                     \
-            if (th_ < 3) CHECK_MSG(memcmp(out, other_, (n) * sizeof(float)) == 0, "threads %d and %d differ", th_, th_ + 1); \
+            if (th_ < 3)                                                                              \
+                CHECK_MSG(memcmp(out, other_, (n) * sizeof(float)) == 0, "threads %d, %d differ", th_, th_ + 1); \
             memcpy(other_, out, (n) * sizeof(float));                                                 \
         }                                                                                             \
         free(other_);                                                                                 \
@@ -144,6 +161,7 @@ static void conv_case(Conv2dParams p, RtWeightPack pack, int with_bias)
     Conv2dParams pp = p;
     pp.wpack = pack;
     RUN_THREADS(y, ny, rt_conv2d(&pp, x, wp, b, y));
+    if (rounds_input(pack)) round_bf16(x, nx);
     ref_conv2d(&p, x, wr, b, ref);
     double rel = test_rel_err(y, ref, ny);
     CHECK_MSG(rel < TOL, "%s conv pack %d c=%d oc=%d %dx%d k=%dx%d s=%d,%d d=%d,%d g=%d: rel %.3g",
@@ -198,6 +216,7 @@ static void linear_case(int m, int k, int n, RtWeightPack pack, int with_bias)
     MatmulParams pp = p;
     pp.bpack = pack;
     RUN_THREADS(y, (size_t)m * n, rt_matmul(&pp, x, wp, b, y));
+    if (rounds_input(pack)) round_bf16(x, (size_t)m * k);
     ref_matmul(&p, x, wr, b, ref);
     double rel = test_rel_err(y, ref, (size_t)m * n);
     CHECK_MSG(rel < TOL, "%s linear pack %d m=%d k=%d n=%d: rel %.3g", rt_gemm_arch()->name, pack, m, k, n, rel);
@@ -212,6 +231,7 @@ static void test_linear_packed(void)
             linear_case(37, 19, 29, (RtWeightPack)pack, 1);
             linear_case(300, 400, 70, (RtWeightPack)pack, 0); /* two depth blocks, two row tiles */
             linear_case(2, 320, 1283, (RtWeightPack)pack, 1); /* column strips */
+            linear_case(45, 401, 33, (RtWeightPack)pack, 1);  /* an odd last depth block (bf16: a half pair) */
         }
     }
     rt_gemm_force_isa(RT_GEMM_AUTO);
@@ -234,7 +254,26 @@ static void fused_conv_case(FusedConv2dParams p, RtWeightPack pack)
     FusedConv2dParams pp = p;
     pp.conv.wpack = pack;
     RUN_THREADS(y, ny, rt_fused_conv2d(&pp, x, g, bt, wp, b, chan, res, y));
-    ref_fused_conv2d(&p, x, g, bt, wr, b, chan, res, ref);
+    if (rounds_input(pack)) {
+        /* the prologue's output is rounded to bf16: the reference step by step, the normalisation by
+         * rt_group_norm (the prologue's bits, tested against ref_group_norm in test_kernels) so that
+         * both round the same values */
+        float *xn = xmalloc(nx * sizeof(float));
+        GroupNormParams gp = {.n = c->n, .c = c->c, .hw = c->h * c->w, .groups = p.norm_groups, .eps = p.eps,
+                              .silu = p.silu};
+        if (p.norm_groups) rt_group_norm(&gp, x, gamma, beta, xn);
+        else memcpy(xn, x, nx * sizeof(float));
+        round_bf16(xn, nx);
+        ref_conv2d(c, xn, wr, b, ref);
+        size_t plane = (size_t)c->oh * c->ow;
+        for (size_t i = 0; i < ny; i++) {
+            size_t o = i / plane % (size_t)c->oc, img = p.chan_add_n == 1 ? 0 : i / plane / (size_t)c->oc;
+            ref[i] = (ref[i] + chan[img * (size_t)c->oc + o] + res[i]) * p.out_scale;
+        }
+        free(xn);
+    } else {
+        ref_fused_conv2d(&p, x, g, bt, wr, b, chan, res, ref);
+    }
     double rel = test_rel_err(y, ref, ny);
     CHECK_MSG(rel < TOL, "%s fused conv pack %d c=%d oc=%d %dx%d k=%d norm=%d: rel %.3g", rt_gemm_arch()->name, pack,
               c->c, c->oc, c->h, c->w, c->kh, p.norm_groups, rel);
@@ -254,7 +293,24 @@ static void fused_linear_case(FusedLinearParams p, RtWeightPack pack)
     FusedLinearParams pp = p;
     pp.wpack = pack;
     RUN_THREADS(y, (size_t)p.m * ny, rt_fused_linear(&pp, x, g, bt, wp, b, res, y));
-    ref_fused_linear(&p, x, g, bt, wr, b, res, ref);
+    if (rounds_input(pack)) { /* the GEMM input is rounded: the reference step by step (see fused_conv_case) */
+        float *xn = xmalloc(sizeof(float) * (size_t)p.m * p.k), *z = xmalloc(sizeof(float) * (size_t)p.m * p.n);
+        LayerNormParams lp = {.rows = p.m, .cols = p.k, .eps = p.eps};
+        if (p.norm) rt_layer_norm(&lp, x, gamma, beta, xn);
+        else memcpy(xn, x, sizeof(float) * (size_t)p.m * p.k);
+        round_bf16(xn, (size_t)p.m * p.k);
+        MatmulParams mp = {.batch = 1, .m = p.m, .n = p.n, .k = p.k, .trans_b = 1, .lda = p.k, .ldb = p.k, .ldc = p.n};
+        ref_matmul(&mp, xn, wr, b, z);
+        for (int i = 0; i < p.m; i++)
+            for (int j = 0; j < ny; j++) {
+                float v = z[(size_t)i * p.n + j], gate;
+                if (p.geglu) ref_gelu(&z[(size_t)i * p.n + ny + j], &gate, 1), v *= gate;
+                ref[(size_t)i * ny + j] = (v + res[(size_t)i * ny + j]) * p.out_scale;
+            }
+        free(xn), free(z);
+    } else {
+        ref_fused_linear(&p, x, g, bt, wr, b, res, ref);
+    }
     double rel = test_rel_err(y, ref, (size_t)p.m * ny);
     CHECK_MSG(rel < TOL, "%s fused linear pack %d m=%d k=%d n=%d norm=%d geglu=%d: rel %.3g", rt_gemm_arch()->name,
               pack, p.m, p.k, p.n, p.norm, p.geglu, rel);
@@ -275,7 +331,8 @@ static void test_fused_packed(void)
                                                 .out_scale = 0.5f}, cp);
             fused_conv_case((FusedConv2dParams){.conv = {.n = 1, .c = 12, .h = 7, .w = 9, .oc = 20, .kh = 1, .kw = 1,
                                                          .sh = 1, .sw = 1, .dh = 1, .dw = 1, .groups = 1},
-                                                .norm_groups = 4, .eps = 1e-6f, .chan_add_n = 1, .out_scale = 1.0f}, cp);
+                                                .norm_groups = 4, .eps = 1e-6f, .chan_add_n = 1, .out_scale = 1.0f},
+                            cp);
             /* LayerNorm + GEGLU (hidden and gate 32 wide), and a plain projection with a residual */
             fused_linear_case((FusedLinearParams){.m = 37, .k = 24, .n = 64, .norm = 1, .eps = 1e-5f, .geglu = 1,
                                                   .out_scale = 1.0f}, lp);
@@ -285,7 +342,11 @@ static void test_fused_packed(void)
     rt_gemm_force_isa(RT_GEMM_AUTO);
 }
 
-/* Attention runs on the micro-kernels too: every ISA, ragged sizes, both masks. */
+/* Attention runs on the micro-kernels too: every ISA, ragged sizes, both
+ * masks.  With bf16 (where the CPU has a bf16 dot product) the reference
+ * takes Q, K (unless upcast) and V rounded to bf16 as the kernel rounds
+ * them; P is rounded inside the kernel against its running maximum, which
+ * no reference can mimic, so that case gets a bf16-sized bound. */
 static void attention_case(AttentionParams p)
 {
     size_t nq = (size_t)p.b * p.lq * p.ldq, nk = (size_t)p.b * p.lk * p.ldk, nv = (size_t)p.b * p.lk * p.ldv;
@@ -293,10 +354,15 @@ static void attention_case(AttentionParams p)
     float *q = randn_buf(nq, 1.0f), *k = randn_buf(nk, 1.0f), *v = randn_buf(nv, 1.0f);
     float *y = xcalloc(ny, sizeof(float)), *ref = xcalloc(ny, sizeof(float));
     RUN_THREADS(y, ny, rt_attention(&p, q, k, v, y));
+    int bf16 = p.bf16 && rt_gemm_arch()->kernel_bf16;
+    if (bf16) {
+        if (!p.upcast) round_bf16(q, nq), round_bf16(k, nk);
+        round_bf16(v, nv);
+    }
     ref_attention(&p, q, k, v, ref);
-    double rel = test_rel_err(y, ref, ny);
-    CHECK_MSG(rel < TOL, "%s attention lq=%d lk=%d h=%d dk=%d dv=%d causal=%d: rel %.3g", rt_gemm_arch()->name, p.lq,
-              p.lk, p.heads, p.dk, p.dv, p.causal, rel);
+    double rel = test_rel_err(y, ref, ny), tol = bf16 ? 5e-3 : TOL;
+    CHECK_MSG(rel < tol, "%s attention lq=%d lk=%d h=%d dk=%d dv=%d causal=%d bf16=%d upcast=%d: rel %.3g",
+              rt_gemm_arch()->name, p.lq, p.lk, p.heads, p.dk, p.dv, p.causal, p.bf16, p.upcast, rel);
     free(q), free(k), free(v), free(y), free(ref);
 }
 
@@ -304,13 +370,16 @@ static void test_attention_isas(void)
 {
     for (int isa = 0; isa < RT_GEMM_ISA_COUNT; isa++) {
         if (rt_gemm_force_isa((RtGemmIsa)isa) < 0) continue;
-        for (int causal = 0; causal < 2; causal++) {
-            /* several query and key blocks, dv != dk, strided rows */
+        for (int mode = 0; mode < 6; mode++) { /* causal x {fp32, bf16, bf16 with upcast} */
+            int causal = mode & 1, bf16 = mode >= 2, upcast = mode >= 4;
+            /* several query and key blocks, dv != dk, odd depths, strided rows */
             attention_case((AttentionParams){.b = 2, .lq = 300, .lk = 487, .heads = 2, .dk = 7, .dv = 13, .ldq = 17,
-                                             .ldk = 15, .ldv = 29, .ldy = 27, .scale = 0.4f, .causal = causal});
+                                             .ldk = 15, .ldv = 29, .ldy = 27, .scale = 0.4f, .causal = causal,
+                                             .bf16 = bf16, .upcast = upcast});
             /* one key block shorter than a 6-key panel; a deep head */
             attention_case((AttentionParams){.b = 1, .lq = 33, .lk = 5, .heads = 1, .dk = 400, .dv = 70, .ldq = 400,
-                                             .ldk = 400, .ldv = 70, .ldy = 70, .scale = 0.05f, .causal = causal});
+                                             .ldk = 400, .ldv = 70, .ldy = 70, .scale = 0.05f, .causal = causal,
+                                             .bf16 = bf16, .upcast = upcast});
         }
     }
     rt_gemm_force_isa(RT_GEMM_AUTO);
@@ -320,10 +389,97 @@ static void test_pack_sizes(void)
 {
     /* conv: per group ceil(og/6)*6 rows; linear: ceil(n/16)*16 columns */
     CHECK(rt_packed_weight_size(RT_WPACK_CONV_F32, 1, 320, 2880) == 4 * 324 * 2880);
+    /* bf16: depth pairs, an odd depth padded to even */
     CHECK(rt_packed_weight_size(RT_WPACK_CONV_BF16, 3, 9, 8) == 2 * 3 * 6 * 8);
+    CHECK(rt_packed_weight_size(RT_WPACK_CONV_BF16, 1, 4, 27) == 2 * 6 * 28);
+    CHECK(rt_packed_weight_size(RT_WPACK_LINEAR_BF16, 1, 29, 41) == 2 * 32 * 42);
     CHECK(rt_packed_weight_size(RT_WPACK_LINEAR_F16, 1, 29, 19) == 2 * 32 * 19);
     /* the depth blocks: at most RT_GEMM_KC_MAX, equal but the last, multiples of 16 */
     CHECK(rt_gemm_kc(2880) == 368 && rt_gemm_kc(320) == 320 && rt_gemm_kc(5) == 5 && rt_gemm_kc(11520) == 384);
+}
+
+/* The driver's rounding of fp32 panels into bf16 pair panels (gemm.h), and
+ * the widening back, against scalar code, for odd and even depths. */
+static void test_pairs(void)
+{
+    const RtGemmArch *ar = rt_gemm_arch();
+    static const int depths[] = {1, 2, 3, 5, 6, 7, 16, 33, 384};
+    for (size_t t = 0; t < sizeof depths / sizeof depths[0]; t++) {
+        int kc = depths[t], kp = (kc + 1) / 2;
+        for (int side = 0; side < 2; side++) { /* A panels (6 wide), B sub-panels (16 wide) */
+            int width = side ? RT_GEMM_SUB : RT_GEMM_MR, panels = 3;
+            int64_t stride = (int64_t)kc * width + 5, dstride = (int64_t)kp * width + 3;
+            float *src = randn_buf((size_t)(panels * stride), 1.0f);
+            uint32_t *dst = xmalloc(sizeof(uint32_t) * (size_t)(panels * dstride));
+            float *back = xmalloc(sizeof(float) * (size_t)(panels * kc * width));
+            for (int64_t i = 0; i < panels * dstride; i++) dst[i] = 0xdeadbeefu; /* gaps must stay */
+            if (ar->kernel_bf16) {
+                if (side) rt_pairs_from_b(src, stride, panels, kc, (float *)dst, dstride);
+                else rt_pairs_from_a(src, stride, panels, kc, (float *)dst, dstride);
+                int bad = 0, gaps = 0;
+                for (int q = 0; q < panels; q++) {
+                    for (int p = 0; p < kp; p++)
+                        for (int i = 0; i < width; i++) {
+                            int k0 = 2 * p, k1 = 2 * p + 1;
+                            uint16_t lo = f32_to_bf16(src[q * stride + k0 * width + i]);
+                            uint16_t hi = k1 < kc ? f32_to_bf16(src[q * stride + k1 * width + i]) : 0;
+                            bad += dst[q * dstride + p * width + i] != ((uint32_t)hi << 16 | lo);
+                        }
+                    for (int64_t i = (int64_t)kp * width; i < dstride && q + 1 < panels; i++)
+                        gaps += dst[q * dstride + i] != 0xdeadbeefu;
+                }
+                CHECK_MSG(bad == 0, "pairs from %s kc=%d: %d words differ", side ? "B" : "A", kc, bad);
+                CHECK_MSG(gaps == 0, "pairs from %s kc=%d: wrote between panels", side ? "B" : "A", kc);
+            } else { /* no bf16 instructions: pack the pairs in scalar code for the widening check */
+                for (int q = 0; q < panels; q++)
+                    for (int p = 0; p < kp; p++)
+                        for (int i = 0; i < width; i++) {
+                            uint16_t lo = f32_to_bf16(src[q * stride + 2 * p * width + i]);
+                            uint16_t hi = 2 * p + 1 < kc ? f32_to_bf16(src[q * stride + (2 * p + 1) * width + i]) : 0;
+                            dst[q * dstride + p * width + i] = (uint32_t)hi << 16 | lo;
+                        }
+            }
+            rt_pairs_widen((const float *)dst, dstride, width, panels, kc, back, (int64_t)kc * width);
+            int bad = 0;
+            for (int q = 0; q < panels; q++)
+                for (int k = 0; k < kc * width; k++)
+                    bad += back[q * kc * width + k] != bf16_to_f32(f32_to_bf16(src[q * stride + k]));
+            CHECK_MSG(bad == 0, "pairs widened (%s) kc=%d: %d values differ", side ? "B" : "A", kc, bad);
+            free(src), free(dst), free(back);
+        }
+    }
+}
+
+/* rt_pack_a_pairs (row-major fp32 straight into pair panels) against
+ * scalar rounding: ragged rows and depths, several 32-deep chunks. */
+static void test_pack_a_pairs(void)
+{
+    if (!rt_gemm_arch()->kernel_bf16) {
+        fprintf(stderr, "  (this CPU has no bf16 dot product: skipped)\n");
+        return;
+    }
+    static const int sizes[][2] = {{1, 1}, {6, 2}, {7, 33}, {13, 64}, {5, 95}, {12, 31}};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        int mc = sizes[t][0], kc = sizes[t][1], kp = (kc + 1) / 2, panels = (mc + 5) / 6;
+        int64_t lda = kc + 7;
+        float *a = randn_buf((size_t)(mc * lda), 1.0f);
+        size_t words = (size_t)panels * 6 * kp;
+        uint32_t *d = xmalloc(sizeof(uint32_t) * (words + 16));
+        for (size_t i = 0; i < words + 16; i++) d[i] = 0xdeadbeefu;
+        rt_pack_a_pairs(a, lda, mc, kc, (float *)d);
+        int bad = 0;
+        for (int q = 0; q < panels; q++)
+            for (int p = 0; p < kp; p++)
+                for (int i = 0; i < 6; i++) {
+                    int row = q * 6 + i, k0 = 2 * p, k1 = 2 * p + 1;
+                    uint16_t lo = row < mc ? f32_to_bf16(a[row * lda + k0]) : 0;
+                    uint16_t hi = row < mc && k1 < kc ? f32_to_bf16(a[row * lda + k1]) : 0;
+                    bad += d[((size_t)q * kp + p) * 6 + i] != ((uint32_t)hi << 16 | lo);
+                }
+        for (size_t i = words; i < words + 16; i++) bad += d[i] != 0xdeadbeefu;
+        CHECK_MSG(bad == 0, "rt_pack_a_pairs mc=%d kc=%d: %d words differ", mc, kc, bad);
+        free(a), free(d);
+    }
 }
 
 static void test_widen(void)
@@ -351,6 +507,8 @@ int main(void)
     RUN(test_fused_packed);
     RUN(test_attention_isas);
     RUN(test_pack_sizes);
+    RUN(test_pairs);
+    RUN(test_pack_a_pairs);
     RUN(test_widen);
     return test_finish();
 }
