@@ -1,8 +1,9 @@
 /* backend.h — the interface every code generator implements.
  *
  * A backend turns verified graphs (after the passes) into source code for
- * one target: `c` emits C that calls the runtime's kernels (OpenBLAS for
- * GEMMs); `cuda` and `llvm` will fit the same interface.  A backend says
+ * one target: `c` emits C that calls the runtime's kernels (its own GEMM
+ * engine, runtime/gemm.h); `cuda` and `llvm` will fit the same interface
+ * (backends/cuda/README.md, backends/llvm/README.md).  A backend says
  * which ops it supports, so the compiler refuses a graph it cannot lower
  * with a message naming the node, before any code is written. */
 #ifndef SDC_BACKEND_H

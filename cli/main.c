@@ -12,7 +12,12 @@
 
 static int cmd_version(int argc, char **argv)
 {
-    (void)argc, (void)argv;
+    const CmdSpec spec = {"version", "sdc version", "Prints sdc's version.", 0, 0, NULL, 0};
+    const char *pos[1];
+    int npos;
+    SdcErr err = {{0}};
+    int rc = args_parse(&spec, argc, argv, pos, &npos, &err);
+    if (rc) return rc < 0 ? cli_fail(&err) : 0;
     printf("sdc %s\n", SDC_VERSION);
     return 0;
 }

@@ -182,13 +182,14 @@ int b_attention_chain(Builder *b, const char *mod, int q, int k, int v, int head
                       int upcast)
 {
     if (b->failed || q < 0 || k < 0 || v < 0) return -1;
-    (void)upcast; /* fp32 graphs compute the scores in fp32 anyway */
     const Node *qn = b_node(b, q), *vn = b_node(b, v);
     int64_t bs = qn->shape[0], lq = qn->shape[1], cv = vn->shape[2];
     b_push(b, "%s", mod);
     int qh = split_heads(b, "q", q, heads), kh = split_heads(b, "k", k, heads), vh = split_heads(b, "v", v, heads);
-    Attr tb = attr_int("transpose_b", 1);
-    int s = b_op(b, OP_MATMUL, "scores", 2, (int[]){qh, kh}, 1, &tb);
+    /* upcast_attention: the scores are marked, so that a reduced-precision
+     * build (--weights-dtype bf16) keeps Q·Kᵀ in fp32 as diffusers does */
+    Attr sa[2] = {attr_int("transpose_b", 1), attr_int("upcast", 1)};
+    int s = b_op(b, OP_MATMUL, "scores", 2, (int[]){qh, kh}, upcast ? 2 : 1, sa);
     s = b_scale(b, "scores_scaled", s, scale);
     if (causal) s = b_unary(b, OP_CAUSAL_MASK, "scores_masked", s);
     int p = b_unary(b, OP_SOFTMAX, "probs", s);

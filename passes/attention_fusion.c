@@ -15,8 +15,9 @@
  * becomes y = attention(q, k, v) {heads=H, scale, causal}: the runtime
  * computes it with an online softmax over key tiles, so the Lq×Lk scores
  * are never stored.  Legal when every intermediate has exactly one user and
- * none is a graph output (otherwise the scores are needed anyway).  In fp32
- * graphs diffusers' upcast_attention changes nothing, so nothing is lost. */
+ * none is a graph output (otherwise the scores are needed anyway).  The
+ * scores matmul's upcast mark (diffusers' upcast_attention) becomes the
+ * attention op's upcast: fp32 scores in a bf16 build. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ typedef struct Match {
     int q, k, v;      /* [B,L,C] sources */
     int out;          /* the final reshape */
     double scale;
-    int causal, heads;
+    int causal, heads, upcast;
     int chain[16];    /* nodes the attention op replaces */
     int nchain;
 } Match;
@@ -82,6 +83,7 @@ static int match_at(const Graph *g, const int *uses, int *user, int pv, Match *m
     if (qk->op != OP_MATMUL || !single_use(g, uses, s) || node_int(qk, "transpose_a", 0) || !node_int(qk, "transpose_b", 0))
         return 0;
     m->chain[m->nchain++] = s;
+    m->upcast = (int)node_int(qk, "upcast", 0);
     if ((m->q = split_heads_source(g, uses, qk->in[0], m)) < 0) return 0;
     if ((m->k = split_heads_source(g, uses, qk->in[1], m)) < 0) return 0;
     if ((m->v = split_heads_source(g, uses, o->in[1], m)) < 0) return 0;
@@ -112,8 +114,10 @@ int pass_attention_fusion(Graph *g, const PassOptions *opt, PassCounters *c, Sdc
         Match m;
         if (!match_at(g, uses, user, i, &m)) continue;
         char *name = xstrdup(g->nodes[m.out].name);
-        Attr a[3] = {attr_int("heads", m.heads), attr_float("scale", m.scale), attr_int("causal", m.causal)};
-        int na = m.causal ? 3 : 2;
+        Attr a[4] = {attr_int("heads", m.heads), attr_float("scale", m.scale)};
+        int na = 2;
+        if (m.causal) a[na++] = attr_int("causal", 1);
+        if (m.upcast) a[na++] = attr_int("upcast", 1);
         int id = graph_add_op(g, OP_ATTENTION, "attention", 3, (int[]){m.q, m.k, m.v}, na, a, err);
         if (id < 0) {
             free(name);

@@ -26,6 +26,26 @@ check "largest_buffers entries have name, shape, bytes" \
   '[ "$(echo "$out" | json "int(all(set(b) >= {\"name\",\"shape\",\"bytes\"} for b in d[\"largest_buffers\"]))")" = 1 ]'
 check "the plan is within 10% of its lower bound" \
   '[ "$(echo "$out" | json "int(d[\"planned_peak_bytes\"] <= 1.1 * d[\"peak_lower_bound_bytes\"])")" = 1 ]'
+check "one guided sd15 UNet call at 512x512 plans at most 192 MiB of activations" \
+  '[ "$(echo "$out" | json "int(0 < d[\"planned_peak_bytes\"] <= 192 * 2**20)")" = 1 ]'
+check "no GroupNorm output is stored before a conv" '[ "$(echo "$out" | json "d[\"stored_norm_before_conv\"]")" = 0 ]'
+check "every GroupNorm+SiLU+conv of the UNet is fused" \
+  '[ "$(echo "$out" | json "int(d[\"fusions\"][\"fused_conv2d\"] >= 60 and d[\"ops_by_kind\"].get(\"group_norm\", 0) == 0)")" = 1 ]'
+vae=$("$sdc" stats sd15 --component vae-decoder --width 512 --height 512 --json) || { echo "FAIL: stats vae"; exit 1; }
+check "the VAE decoder's plan is reported and within 10% of its lower bound" \
+  '[ "$(echo "$vae" | json "int(0 < d[\"planned_peak_bytes\"] <= 1.1 * d[\"peak_lower_bound_bytes\"] and d[\"attention_score_buffers\"] == 0)")" = 1 ]'
+# diffusers' upcast_attention (sd21) reaches the fused attention ops; sd15 has none
+check "sd21's attention ops keep upcast_attention" \
+  '[ "$("$sdc" import sd21 --component unet --width 64 --height 64 --emit-ir --passes=canonicalize,attention-fusion,qkv-fusion,dce |
+      grep -cE "= attention(_qkv)?\(.*upcast=1")" = 32 ]'
+check "sd15's attention ops do not upcast" \
+  '! "$sdc" import sd15 --component unet --width 64 --height 64 --emit-ir --passes=canonicalize,attention-fusion,dce |
+      grep -q "upcast=1"'
+# latents that do not halve evenly (65x63): diffusers passes upsample_size so that
+# each up block matches its skip connection; the graph must verify and keep the size
+uir=$("$sdc" import sd15 --component unet --width 520 --height 504 --emit-ir 2>&1) || { echo "FAIL: import 520x504: $uir" | head -3; fail=1; }
+check "a 520x504 image (latent 65x63) imports and its UNet output is 65x63" \
+  'echo "$uir" | grep -q "^  return %out" && echo "$uir" | grep -qE "^  %out = conv2d.*: f32\[1,4,63,65\]"'
 all=$("$sdc" stats tiny --width 64 --height 64 --json)
 check "stats of every component is one JSON object" '[ "$(echo "$all" | json "len(d)")" = 4 ]'
 

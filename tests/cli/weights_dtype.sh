@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # sdc compile --weights-dtype end to end on a random tiny model: f16 and bf16
 # weights files are smaller than f32 and their final latents stay close to
-# the f32 build's (bf16 also rounds the activations where the CPU runs it on
-# AMX); a bad value is one clear error.  The figures for real sizes are in
+# the f32 build's (bf16 also rounds the activations where the CPU has
+# AVX512-BF16); a bad value is one clear error.  The figures for real sizes are in
 # docs/PERF.md (bench/precision.sh).
 set -u
 sdc=$1

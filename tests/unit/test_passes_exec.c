@@ -4,11 +4,15 @@
  * only canonicalize,dce (no fusion, no specialisation), and both are run
  * with the same seed and prompt: the final latents must agree within the
  * fp32 tolerance (relative error below 1e-5), and each pass switched off
- * alone (--disable-pass) must give the same latents as well. */
+ * alone (--disable-pass) must give the same latents as well.  The images
+ * (the VAE decoder, fused or not) must agree too: 8-bit PNGs, so values
+ * within one level, and a level of difference only where rounding tips
+ * (under 1% of the bytes). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fsutil.h"
+#include "image.h"
 #include "pass.h"
 #include "safetensors.h"
 #include "test.h"
@@ -42,6 +46,31 @@ static float *latents(const char *extra, const char *tag, int64_t *n)
     return v;
 }
 
+static void same_image(const char *a, const char *b)
+{
+    char pa[700], pb[700];
+    snprintf(pa, sizeof pa, "%s/%s.png", tmp, a);
+    snprintf(pb, sizeof pb, "%s/%s.png", tmp, b);
+    SdcErr err = {{0}};
+    uint8_t *x = NULL, *y = NULL;
+    int wx = 0, hx = 0, wy = 0, hy = 0;
+    CHECK_MSG(image_read_png(pa, &x, &wx, &hx, &err) == 0, "%s", err.msg);
+    CHECK_MSG(image_read_png(pb, &y, &wy, &hy, &err) == 0, "%s", err.msg);
+    CHECK_MSG(x && y && wx == 32 && hx == 48 && wy == wx && hy == hx, "%s vs %s: image sizes", a, b);
+    if (x && y && wx == wy && hx == hy) {
+        size_t n = (size_t)wx * hx * 3, differ = 0;
+        int worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            int d = abs((int)x[i] - (int)y[i]);
+            differ += d != 0;
+            worst = d > worst ? d : worst;
+        }
+        CHECK_MSG(worst <= 1 && differ * 100 < n, "%s vs %s: images differ (max %d levels, %zu of %zu bytes)", a, b,
+                  worst, differ, n);
+    }
+    free(x), free(y);
+}
+
 static void test_with_and_without_passes(void)
 {
     int64_t n = 0, m = 0;
@@ -49,6 +78,7 @@ static void test_with_and_without_passes(void)
     float *none = latents("--passes=canonicalize,dce", "none", &m);
     CHECK(all && none && n == m && n > 0);
     if (all && none && n == m) CHECK_REL(none, all, (size_t)n, 1e-5);
+    same_image("all", "none");
     /* each pass off alone */
     char *list = xstrdup(pass_default_pipeline());
     for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {

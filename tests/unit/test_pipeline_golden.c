@@ -78,6 +78,8 @@ static void check_sampler(const char *sampler)
     uint8_t *rgb = NULL;
     int w = 0, h = 0;
     CHECK_MSG(image_read_png(png, &rgb, &w, &h, &err) == 0, "%s", err.msg);
+    CHECK_MSG(img && w == 64 && h == 64 && ni == 64 * 64 * 3, "%s: image %dx%d, golden %lld values", sampler, w, h,
+              (long long)ni);
     if (rgb && img && w == 64 && h == 64 && ni == 64 * 64 * 3) {
         double worst = 0;
         for (int64_t i = 0; i < ni; i++) {
