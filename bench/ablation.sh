@@ -5,9 +5,10 @@
 # run: UNet step time, bytes moved and planned activation peak per UNet call.
 #
 #   bench/ablation.sh [--build DIR] [--presets tiny,sd15] [--size N] [--steps N] [--out DIR]
+#                     [--weights-dtype f32|bf16]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-build=$here/../build presets=tiny,sd15 size=512 steps=2 out=$here/out/ablation
+build=$here/../build presets=tiny,sd15 size=512 steps=2 out=$here/out/ablation wdtype=f32
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) build=$2; shift 2 ;;
@@ -15,6 +16,7 @@ while [ $# -gt 0 ]; do
     --size) size=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --weights-dtype) wdtype=$2; shift 2 ;;
     *) echo "bench/ablation.sh: unknown option $1"; exit 1 ;;
   esac
 done
@@ -22,7 +24,7 @@ sdc=$build/sdc
 [ -x "$sdc" ] || { echo "bench/ablation.sh: $sdc not found"; exit 1; }
 mkdir -p "$out/models"
 pipeline=$("$sdc" compile --print-pipeline)
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); default pipeline: $pipeline"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F); weights $wdtype; default pipeline: $pipeline"
 for preset in ${presets//,/ }; do
   model=$out/models/$preset
   [ -d "$model" ] || "$sdc" random-model "$preset" -o "$model" --seed 0 --dtype f16 --quiet
@@ -33,7 +35,8 @@ for preset in ${presets//,/ }; do
     dis=()
     [ "$off" != none ] && dis=(--disable-pass=$off)
     exe=$out/$preset-$off
-    "$sdc" compile "$model" --width $psize --height $psize --steps $steps "${dis[@]}" --quiet -o "$exe"
+    "$sdc" compile "$model" --width $psize --height $psize --steps $steps "${dis[@]}" --weights-dtype "$wdtype" \
+      --quiet -o "$exe"
     "$sdc" stats "$model" --component unet --width $psize --height $psize --batch 2 "${dis[@]}" --json > "$exe.stats.json"
     "$exe" --prompt "a photo of a cat" --seed 0 --bench 1 --quiet > "$exe.json"
     rm -f "$exe.weights"

@@ -10,8 +10,11 @@
  * formula of its own, not ldm.c's tables): IN00 = time_embedding + conv_in,
  * INxx = down block resnets/attentions/downsamplers, M00 = mid_block,
  * OUTxx = up blocks, OUT11 = conv_norm_out + conv_out, base = VAE and text
- * encoder.  Also: the output's dtype, mixed-dtype inputs, a single-file
- * output that sdc imports back with the same tensors. */
+ * encoder.  The same again on a 4-level UNet in SD 1.5's layout (random
+ * weights, small channels), where every one of the 25 blocks, IN06-IN11 and
+ * OUT06-OUT10 included, must get its own tensors.  Also: the output's
+ * dtype, mixed-dtype inputs, a single-file output that sdc imports back
+ * with the same tensors. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -24,7 +27,8 @@
 #include "safetensors.h"
 #include "test.h"
 
-static char tmp[512], A[600], B[600], C[600], B16[600];
+static char tmp[512], A[600], B[600], C[600], B16[600], A4[600], B4[600];
+static const char *ma = A, *mb = B; /* the A and B that check_model compares with */
 
 /* Runs `sdc ARGS` (printf-style) with stderr to tmp/stderr; the exit status. */
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -83,7 +87,7 @@ static int check_model(const char *M, int nin, WeightFn wfn, int (*only)(RmCompo
     int checked = 0;
     for (int c = 0; c < RM_NCOMP; c++) {
         StFile fa, fb, fc = {0}, fm;
-        if (open_comp(&fa, A, c) || open_comp(&fb, B, c) || (nin == 3 && open_comp(&fc, C, c)) || open_comp(&fm, M, c))
+        if (open_comp(&fa, ma, c) || open_comp(&fb, mb, c) || (nin == 3 && open_comp(&fc, C, c)) || open_comp(&fm, M, c))
             return checked;
         CHECK_MSG(fm.n == fa.n, "%s: %d tensors, A has %d", rm_component_dir(c), fm.n, fa.n);
         for (int k = 0; k < fa.n; k++) {
@@ -146,7 +150,10 @@ static char mbw_out[700];
 
 static int starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
-/* The tiny UNet has 2 levels of 2 resnets: input_blocks 1..5, output_blocks 0..5. */
+/* SD 1.5's numbering, from the diffusers names: down block i's resnet or
+ * attention j is IN(1 + 3i + j), its downsampler IN(3 + 3i); up block i's
+ * is OUT(3i + j), its upsampler OUT(3i + 2).  The tiny UNet has 2 levels of
+ * 2 resnets (IN01-IN05, OUT00-OUT05); the 4-level one all 25 blocks. */
 static int expected_block(RmComponent c, const char *n)
 {
     int i, j;
@@ -204,6 +211,85 @@ static void test_mbw_every_unet_tensor_has_a_block(void)
     if (open_comp(&f, A, RM_UNET)) return;
     for (int k = 0; k < f.n; k++) CHECK_MSG(expected_block(RM_UNET, f.tensors[k].name) >= 0, "%s", f.tensors[k].name);
     st_close(&f);
+}
+
+/* A 4-level UNet with SD 1.5's block types and 2 resnets per level, small
+ * channels: its configs are tiny's with the UNet's levels replaced. */
+static int write_4level_config(const char *dir, SdcErr *err)
+{
+    static const char *const parts[] = {"vae/config.json", "text_encoder/config.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char src[800], dst[800], sub[800];
+        snprintf(src, sizeof src, "%s/%s", A, parts[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, parts[i]);
+        snprintf(sub, sizeof sub, "%s/%.*s", dir, (int)(strchr(parts[i], '/') - parts[i]), parts[i]);
+        size_t n;
+        char *t = file_read_all(src, &n, err);
+        if (!t || mkdir_p(sub, err) < 0 || file_write_atomic(dst, t, n, err) < 0) return free(t), -1;
+        free(t);
+    }
+    char src[800], dst[800], sub[800];
+    snprintf(src, sizeof src, "%s/unet/config.json", A);
+    snprintf(dst, sizeof dst, "%s/unet/config.json", dir);
+    snprintf(sub, sizeof sub, "%s/unet", dir);
+    char *t = file_read_all(src, NULL, err);
+    if (!t) return -1;
+    static const char *const edits[][2] = {
+        {"\"block_out_channels\": [32, 64]", "\"block_out_channels\": [16, 16, 32, 32]"},
+        {"\"down_block_types\": [\"DownBlock2D\", \"CrossAttnDownBlock2D\"]",
+         "\"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", "
+         "\"DownBlock2D\"]"},
+        {"\"up_block_types\": [\"CrossAttnUpBlock2D\", \"UpBlock2D\"]",
+         "\"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]"},
+        {"\"norm_num_groups\": 16", "\"norm_num_groups\": 8"},
+    };
+    size_t cap = strlen(t) + 1024;
+    char *out = xmalloc(cap);
+    snprintf(out, cap, "%s", t);
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        char *at = strstr(out, edits[e][0]);
+        CHECK_MSG(at != NULL, "tiny's unet config has no %s", edits[e][0]);
+        if (!at) return free(t), free(out), -1;
+        char *rest = xstrdup(at + strlen(edits[e][0]));
+        snprintf(at, cap - (size_t)(at - out), "%s%s", edits[e][1], rest);
+        free(rest);
+    }
+    int rc = mkdir_p(sub, err) < 0 || file_write_atomic(dst, out, strlen(out), err) < 0 ? -1 : 0;
+    free(t), free(out);
+    return rc;
+}
+
+static void test_mbw_every_block_of_sd15_layout(void)
+{
+    char cfg[700], out[700], list[600] = "";
+    snprintf(cfg, sizeof cfg, "%s/cfg4", tmp);
+    snprintf(out, sizeof out, "%s/mbw4", tmp);
+    SdcErr err = {{0}};
+    if (write_4level_config(cfg, &err) < 0 || random_model_write(cfg, A4, 1, DT_F32, 1, &err) < 0 ||
+        random_model_write(cfg, B4, 2, DT_F32, 1, &err) < 0) {
+        CHECK_MSG(0, "4-level model: %s", err.msg);
+        return;
+    }
+    for (int b = 0; b < MBW_NBLOCKS; b++) {
+        size_t at = strlen(list);
+        snprintf(list + at, sizeof list - at, "%s%g", b ? "," : "", mbw_w[b]);
+    }
+    CHECK_MSG(run("merge %s --with %s --mbw %s --base-alpha %g --quiet -o %s", A4, B4, list, mbw_base, out) == 0, "%s",
+              last_stderr());
+    ma = A4, mb = B4;
+    StFile f;
+    if (open_comp(&f, A4, RM_UNET) == 0) {
+        for (int k = 0; k < f.n; k++) CHECK_MSG(expected_block(RM_UNET, f.tensors[k].name) >= 0, "%s", f.tensors[k].name);
+        st_close(&f);
+    }
+    for (int b = 0; b < MBW_NBLOCKS; b++) { /* each block alone: its tensors get its weight, and it has some */
+        group_lo = group_hi = b, group_comp_base = 0;
+        int n = check_model(out, 2, mbw_weight, in_group);
+        CHECK_MSG(n >= 2, "block %d of the 4-level UNet: %d tensors", b, n);
+    }
+    group_lo = group_hi = 0, group_comp_base = 1;
+    CHECK(check_model(out, 2, mbw_weight, in_group) >= 100); /* VAE and text encoder: the base weight */
+    ma = A, mb = B;
 }
 
 static void test_mbw_args(void)
@@ -289,6 +375,8 @@ int main(void)
     snprintf(B, sizeof B, "%s/B", tmp);
     snprintf(C, sizeof C, "%s/C", tmp);
     snprintf(B16, sizeof B16, "%s/B16", tmp);
+    snprintf(A4, sizeof A4, "%s/A4", tmp);
+    snprintf(B4, sizeof B4, "%s/B4", tmp);
     SdcErr err = {{0}};
     if (random_model_write("tiny", A, 1, DT_F32, 1, &err) < 0 || random_model_write("tiny", B, 2, DT_F32, 1, &err) < 0 ||
         random_model_write("tiny", C, 3, DT_F32, 1, &err) < 0 || random_model_write("tiny", B16, 2, DT_F16, 1, &err) < 0) {
@@ -314,6 +402,7 @@ int main(void)
     RUN(test_mbw_output_blocks);
     RUN(test_mbw_out11);
     RUN(test_mbw_base);
+    RUN(test_mbw_every_block_of_sd15_layout);
     RUN(test_mbw_args);
     RUN(test_dtypes);
     RUN(test_single_file_output);
