@@ -155,8 +155,27 @@ static void test_all_pass_files(void)
     CHECK(count > 0);
 }
 
+/* The manager verifies after every pass and names the pass in the error: a
+ * graph broken behind the verifier's back (a declared shape that its op
+ * does not produce) fails right after the first pass that runs. */
+static void test_verifier_names_the_pass(void)
+{
+    SdcErr err = {{0}};
+    Graph *g = ir_parse("graph @g {\n  %x = input : f32[2,3]\n  %y = silu(%x) : f32[2,3]\n  return %y\n}\n", "mem.ir",
+                        &err);
+    CHECK_MSG(g != NULL, "%s", err.msg);
+    if (!g) return;
+    g->nodes[graph_find(g, "y")].shape[1] = 4; /* silu of [2,3] declared [2,4] */
+    PassOptions po = {.pipeline = "cse,dce", .verify = 1};
+    CHECK(pass_run_pipeline(g, &po, &err) < 0);
+    CHECK_MSG(strstr(err.msg, "verifier failed after pass cse") != NULL, "message: %s", err.msg);
+    CHECK_MSG(strchr(err.msg, '\n') == NULL, "one line: %s", err.msg);
+    graph_free(g);
+}
+
 int main(void)
 {
     RUN(test_all_pass_files);
+    RUN(test_verifier_names_the_pass);
     return test_finish();
 }
