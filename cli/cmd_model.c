@@ -230,6 +230,8 @@ static void print_stats_text(Component c, const Graph *g)
     printf("  bytes moved %.1f MB, materialised %.1f MB; arena %.1f MiB planned, %.1f MiB lower bound\n",
            (st.bytes_read + st.bytes_written) / 1e6, m.bytes_materialised / 1e6, m.planned_peak / 1048576.0,
            m.lower_bound / 1048576.0);
+    printf("  layout conversions: %d permutes, %.1f MB written\n", m.layout_conversions,
+           m.layout_conversion_bytes / 1e6);
     printf("  ops:");
     for (int op = 0; op < OP_COUNT; op++)
         if (st.ops_by_kind[op]) printf(" %s=%d", op_table[op].name, st.ops_by_kind[op]);

@@ -71,6 +71,7 @@ void graph_mem_stats(const Graph *g, MemStats *m)
         if (n->op == OP_SOFTMAX && n->ndim >= 2 && n->shape[n->ndim - 1] > 1 && n->shape[n->ndim - 2] > 1)
             m->attention_score_buffers++;
         if (n->op == OP_GROUP_NORM && feeds_conv(g, i, first_user)) m->stored_norm_before_conv++;
+        if (n->op == OP_PERMUTE) m->layout_conversions++, m->layout_conversion_bytes += (double)node_bytes(n);
         if (p.kind[i] != BUF_ARENA || p.root[i] != i) continue;
         /* keep the largest few, sorted, by insertion */
         uint64_t bytes = node_bytes(n);
@@ -101,6 +102,8 @@ void stats_print_json(const Graph *g, FILE *out, const char *ind)
             (unsigned long long)m.prompt_bytes);
     fprintf(out, "%s  \"attention_score_buffers\": %d,\n%s  \"stored_norm_before_conv\": %d,\n", ind,
             m.attention_score_buffers, ind, m.stored_norm_before_conv);
+    fprintf(out, "%s  \"layout_conversions\": {\"count\": %d, \"bytes\": %.0f},\n", ind, m.layout_conversions,
+            m.layout_conversion_bytes);
     fprintf(out, "%s  \"ops_by_kind\": {", ind);
     for (int op = 0, k = 0; op < OP_COUNT; op++)
         if (s.ops_by_kind[op]) fprintf(out, "%s\"%s\": %d", k++ ? ", " : "", op_table[op].name, s.ops_by_kind[op]);

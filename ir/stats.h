@@ -23,6 +23,12 @@ typedef struct MemStats {
     double bytes_materialised;  /* every value written to memory once (views excluded) */
     int attention_score_buffers; /* softmax outputs of shape [..., Lq, Lk] still stored (0 after attention-fusion) */
     int stored_norm_before_conv; /* group_norm outputs written to memory and read by a conv (0 after gsc-fusion) */
+    /* Activation layout changes the graph still makes (permute nodes that
+     * move data: NCHW <-> token-major around the spatial transformers), and
+     * the bytes they write.  Weights change layout at compile time instead
+     * (packed for the GEMM kernels by sdc compile), which costs nothing here. */
+    int layout_conversions;
+    double layout_conversion_bytes;
     int nlargest;
     int largest[STATS_LARGEST]; /* node ids of the largest arena buffers, largest first */
 } MemStats;

@@ -28,6 +28,8 @@ check "the plan is within 10% of its lower bound" \
   '[ "$(echo "$out" | json "int(d[\"planned_peak_bytes\"] <= 1.1 * d[\"peak_lower_bound_bytes\"])")" = 1 ]'
 check "one guided sd15 UNet call at 512x512 plans at most 192 MiB of activations" \
   '[ "$(echo "$out" | json "int(0 < d[\"planned_peak_bytes\"] <= 192 * 2**20)")" = 1 ]'
+check "layout conversions are counted (the transformers' permutes)" \
+  '[ "$(echo "$out" | json "int(d[\"layout_conversions\"][\"count\"] == d[\"ops_by_kind\"].get(\"permute\", 0) > 0 and d[\"layout_conversions\"][\"bytes\"] > 0)")" = 1 ]'
 check "no GroupNorm output is stored before a conv" '[ "$(echo "$out" | json "d[\"stored_norm_before_conv\"]")" = 0 ]'
 check "every GroupNorm+SiLU+conv of the UNet is fused" \
   '[ "$(echo "$out" | json "int(d[\"fusions\"][\"fused_conv2d\"] >= 60 and d[\"ops_by_kind\"].get(\"group_norm\", 0) == 0)")" = 1 ]'
