@@ -4,7 +4,7 @@
 void fused_slots(const Node *n, FusedSlots *s)
 {
     int conv = n->op == OP_FUSED_CONV2D;
-    int norm = conv ? node_int(n, "norm_groups", 0) > 0 : node_int(n, "norm", 0) != 0;
+    int norm = node_int(n, "norm_groups", 0) > 0 || (!conv && node_int(n, "norm", 0) != 0);
     int k = 0;
     s->x = k++;
     s->gamma = norm ? k++ : -1;
@@ -38,9 +38,14 @@ int fused_conv2d_params(const Node *n, const int64_t *xs, const int64_t *ws, int
     return conv2d_params_finish(&p->conv);
 }
 
-void fused_linear_params(const Node *n, int64_t m, int64_t k, int64_t nw, FusedLinearParams *p)
+void fused_linear_params(const Node *n, const int64_t *xs, int xnd, const int64_t *ws, FusedLinearParams *p)
 {
-    *p = (FusedLinearParams){.m = (int)m, .k = (int)k, .n = (int)nw, .norm = (int)node_int(n, "norm", 0),
+    int groups = (int)node_int(n, "norm_groups", 0);
+    int64_t k = ws[1], numel = 1;
+    for (int d = 0; d < xnd; d++) numel *= xs[d];
+    *p = (FusedLinearParams){.m = (int)(numel / (k ? k : 1)), .k = (int)k, .n = (int)ws[0],
+                             .norm = (int)node_int(n, "norm", 0), .norm_groups = groups,
+                             .hw = groups > 0 && xs[0] > 0 ? (int)(numel / xs[0] / (k ? k : 1)) : 0,
                              .eps = (float)node_float(n, "eps", 1e-5), .geglu = (int)node_int(n, "geglu", 0),
                              .out_scale = (float)node_float(n, "out_scale", 1.0)};
 }

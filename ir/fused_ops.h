@@ -28,7 +28,7 @@ void fused_slots(const Node *n, FusedSlots *s);
  * 0 without one).  Returns -1 when the conv geometry is invalid. */
 int fused_conv2d_params(const Node *n, const int64_t *xshape, const int64_t *wshape, int64_t chan_rows,
                         FusedConv2dParams *p);
-/* ... of a fused_linear: m rows of k features, w [nw, k]. */
-void fused_linear_params(const Node *n, int64_t m, int64_t k, int64_t nw, FusedLinearParams *p);
+/* ... of a fused_linear from x's shape (xnd dims) and w's ([N, K]). */
+void fused_linear_params(const Node *n, const int64_t *xshape, int xnd, const int64_t *wshape, FusedLinearParams *p);
 
 #endif

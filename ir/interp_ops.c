@@ -307,7 +307,7 @@ int exec_fused_linear(Interp *it, const Node *n, Tensor *const *in, Tensor *out,
     fused_slots(n, &s);
     const Tensor *x = in[s.x], *w = in[s.w];
     FusedLinearParams p;
-    fused_linear_params(n, prod(x->shape, 0, x->ndim - 1), w->shape[1], w->shape[0], &p);
+    fused_linear_params(n, x->shape, x->ndim, w->shape, &p);
     ref_fused_linear(&p, x->f, slot(in, s.gamma), slot(in, s.beta), w->f, slot(in, s.bias), slot(in, s.residual),
                      out->f);
     return 0;

@@ -460,6 +460,8 @@ void cost_attention(const Graph *g, const Node *n, OpCost *c)
 static int fused_layout(const Node *n, FusedSlots *s, SdcErr *err)
 {
     static const char *const flags[] = {"silu", "bias", "chan_add", "residual", "norm", "geglu"};
+    if (n->op == OP_FUSED_LINEAR && node_int(n, "norm", 0) && node_int(n, "norm_groups", 0))
+        return sdc_err(err, "norm=1 (LayerNorm) and norm_groups (GroupNorm) are two prologues: one at most");
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
         int64_t v = node_int(n, flags[i], 0);
         if (v != 0 && v != 1) return sdc_err(err, "attribute %s must be 0 or 1", flags[i]);
@@ -553,16 +555,32 @@ int infer_fused_linear(const Graph *g, Node *n, SdcErr *err)
     if (fused_layout(n, &s, err)) return -1;
     const Node *x = operand(g, n, s.x), *w = operand(g, n, s.w);
     if (need_float(x, "input", err) || same_dtype(x, w, err)) return -1;
-    if (x->ndim < 1 || w->ndim != 2) return sdc_err(err, "fused_linear needs x[...,K] and w[N,K]");
-    if (x->shape[x->ndim - 1] != w->shape[1])
-        return sdc_err(err, "input has %lld features, weight %%%s expects %lld", (long long)x->shape[x->ndim - 1],
-                       w->name, (long long)w->shape[1]);
+    int64_t groups = node_int(n, "norm_groups", 0);
+    if (groups < 0) return sdc_err(err, "norm_groups must be >= 0, not %lld", (long long)groups);
+    if (w->ndim != 2) return sdc_err(err, "fused_linear needs w[N,K]");
+    if (groups > 0) { /* channel-major input: [B, K, spatial...] */
+        if (x->ndim < 3) return sdc_err(err, "norm_groups needs a channel-major input [B,K,spatial...]");
+        if (x->shape[1] != w->shape[1])
+            return sdc_err(err, "input has %lld channels, weight %%%s expects %lld", (long long)x->shape[1], w->name,
+                           (long long)w->shape[1]);
+        if (x->shape[1] % groups)
+            return sdc_err(err, "norm_groups %lld does not divide %lld channels", (long long)groups,
+                           (long long)x->shape[1]);
+    } else if (x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1]) {
+        return sdc_err(err, "input has %lld features, weight %%%s expects %lld",
+                       (long long)(x->ndim ? x->shape[x->ndim - 1] : 0), w->name, (long long)w->shape[1]);
+    }
     if (need_norm_params(g, n, &s, w->shape[1], err)) return -1;
     if (s.bias >= 0 && (same_dtype(x, operand(g, n, s.bias), err) || need_vector(operand(g, n, s.bias), w->shape[0], "bias", err)))
         return -1;
     int geglu = (int)node_int(n, "geglu", 0);
     if (geglu && w->shape[0] % 2) return sdc_err(err, "geglu=1 needs an even number of projections, not %lld", (long long)w->shape[0]);
     copy_type(n, x);
+    if (groups > 0) { /* rows are the positions of each image */
+        int64_t pos = 1;
+        for (int d = 2; d < x->ndim; d++) pos *= x->shape[d];
+        n->ndim = 3, n->shape[1] = pos, n->shape[2] = 0;
+    }
     n->shape[n->ndim - 1] = geglu ? w->shape[0] / 2 : w->shape[0];
     return need_residual(g, n, &s, err);
 }

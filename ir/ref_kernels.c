@@ -243,6 +243,17 @@ void ref_fused_linear(const FusedLinearParams *p, const float *x, const float *g
         xn = malloc(sizeof(float) * (size_t)((int64_t)p->m * p->k + 1));
         ref_layer_norm(&lp, x, gamma, beta, xn);
         x = xn;
+    } else if (p->norm_groups > 0) { /* GroupNorm on [images][k][hw], then rows = positions */
+        int64_t imgs = p->hw ? p->m / p->hw : 0, count = (int64_t)p->m * p->k;
+        GroupNormParams gp = {.n = (int)imgs, .c = p->k, .hw = p->hw, .groups = p->norm_groups, .eps = p->eps};
+        float *g = malloc(sizeof(float) * (size_t)(count + 1));
+        xn = malloc(sizeof(float) * (size_t)(count + 1));
+        ref_group_norm(&gp, x, gamma, beta, g);
+        for (int64_t b = 0; b < imgs; b++)
+            for (int64_t c = 0; c < p->k; c++)
+                for (int64_t q = 0; q < p->hw; q++) xn[(b * p->hw + q) * p->k + c] = g[(b * p->k + c) * p->hw + q];
+        free(g);
+        x = xn;
     }
     int ny = p->geglu ? p->n / 2 : p->n;
     if (p->geglu) z = malloc(sizeof(float) * (size_t)((int64_t)p->m * p->n + 1));

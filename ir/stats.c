@@ -38,15 +38,16 @@ void graph_stats(const Graph *g, GraphStats *s)
     }
 }
 
-/* Is any user of v (looking through silu and reshapes) a conv2d? */
+/* Does v reach a conv2d, or a linear (the tokens of a spatial transformer),
+ * through silu, reshapes and permutes?  (Its first user, each step.) */
 static int feeds_conv(const Graph *g, int v, const int *first_user)
 {
     for (int depth = 0; depth < 4 && v >= 0; depth++) {
         int u = first_user[v];
         if (u < 0) return 0;
         OpKind op = g->nodes[u].op;
-        if (op == OP_CONV2D) return 1;
-        if (op != OP_SILU && op != OP_RESHAPE) return 0;
+        if (op == OP_CONV2D || op == OP_LINEAR) return 1;
+        if (op != OP_SILU && op != OP_RESHAPE && op != OP_PERMUTE) return 0;
         v = u;
     }
     return 0;

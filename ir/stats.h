@@ -22,7 +22,8 @@ typedef struct MemStats {
     uint64_t planned_peak, lower_bound, prompt_bytes;
     double bytes_materialised;  /* every value written to memory once (views excluded) */
     int attention_score_buffers; /* softmax outputs of shape [..., Lq, Lk] still stored (0 after attention-fusion) */
-    int stored_norm_before_conv; /* group_norm outputs written to memory and read by a conv (0 after gsc-fusion) */
+    int stored_norm_before_conv; /* group_norm outputs written to memory and read by a conv, or by a linear
+                                  * through the tokens transpose (SD 2.x proj_in): 0 after gsc-fusion */
     /* Activation layout changes the graph still makes (permute nodes that
      * move data: NCHW <-> token-major around the spatial transformers), and
      * the bytes they write.  Weights change layout at compile time instead

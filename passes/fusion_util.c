@@ -85,6 +85,7 @@ static int gemm_add(Graph *g, const FusedGemm *f, SdcErr *err)
         if (f->chan_add >= 0) a[na++] = attr_int("chan_add", 1);
     } else {
         if (f->norm) a[na++] = attr_int("norm", 1), a[na++] = attr_float("eps", f->eps);
+        if (f->norm_groups > 0) a[na++] = attr_int("norm_groups", f->norm_groups), a[na++] = attr_float("eps", f->eps);
         if (f->geglu) a[na++] = attr_int("geglu", 1);
     }
     if (f->bias >= 0) a[na++] = attr_int("bias", 1);

@@ -29,7 +29,7 @@ int fusion_legal(const Graph *g, const int *uses, int inner, const int *group, i
 typedef struct FusedGemm {
     int conv; /* 1: conv2d family; 0: linear family */
     int x, gamma, beta, w, bias, chan_add, residual;
-    int norm_groups; /* conv: GroupNorm groups of the prologue (0: none) */
+    int norm_groups; /* GroupNorm groups of the prologue (0: none); a linear's x is then channel-major */
     int norm;        /* linear: LayerNorm prologue */
     double eps;
     int silu, geglu;

@@ -148,13 +148,18 @@ typedef struct FusedConv2dParams {
 } FusedConv2dParams;
 
 /* fused linear: x' = x, or LayerNorm over each row of x (gamma, beta: [k],
- * eps) when norm is set; z = x' w^T + b (w: [n,k], b: [n]);
+ * eps) when norm is set, or, when norm_groups > 0, x is channel-major
+ * [m/hw images][k channels][hw positions] (a GroupNorm's NCHW input) and
+ * row i of x' is position i % hw of image i / hw after GroupNorm (groups
+ * norm_groups, eps; the spatial transformer's norm -> linear proj_in);
+ * z = x' w^T + b (w: [n,k], b: [n]);
  * with geglu, z[:, j] = z[:, j] * gelu(z[:, n/2 + j]) for j < n/2 (diffusers'
  * GEGLU: hidden, gate = proj.chunk(2); hidden * gelu(gate));
  * y = (z + residual) * out_scale.  x: [m,k]; y, residual: [m, n or n/2]. */
 typedef struct FusedLinearParams {
     int m, k, n;
     int norm;
+    int norm_groups, hw; /* GroupNorm prologue on a channel-major x: groups, positions per image */
     float eps;
     int geglu;
     float out_scale;

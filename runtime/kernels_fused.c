@@ -18,7 +18,10 @@
  *
  * rt_fused_linear: tasks = row tiles x column strips as rt_matmul.  With a
  * LayerNorm the task normalises its rows into an A panel first (the same
- * reductions as rt_layer_norm); with GEGLU it computes the hidden and the
+ * reductions as rt_layer_norm); with a GroupNorm over a channel-major input
+ * (norm_groups) the statistics pass is rt_fused_conv2d's and the task
+ * gathers its positions' channels, normalised, into the A panel (a
+ * transpose it would otherwise need a stored tensor for); with GEGLU it computes the hidden and the
  * gate columns of its strip as two GEMMs and multiplies them, so the
  * [m, n] projection is never stored.  The weight is read as it was packed
  * at compile time (p->wpack) or plain.
@@ -143,6 +146,12 @@ void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *ga
     tiles_n = rt_div_up(ny, tile_n);
     int64_t tasks = tiles_m * tiles_n;
     int norm = p->norm && p->k > 0, finish = residual || p->out_scale != 1.0f;
+    RtChannelNorm *maps = NULL; /* GroupNorm prologue: one affine map per (image, channel) */
+    if (p->norm_groups > 0 && p->k > 0) {
+        SDC_ASSERT(p->hw > 0 && p->m % p->hw == 0);
+        maps = xmalloc(sizeof(RtChannelNorm) * (size_t)((int64_t)(p->m / p->hw) * p->k + 1));
+        rt_group_norm_channels(p->m / p->hw, p->k, p->hw, p->norm_groups, p->eps, x, gamma, beta, maps);
+    }
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(rt_threads())
     for (int64_t t = 0; t < tasks; t++) {
@@ -157,6 +166,19 @@ void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *ga
                 double var = rt_vec_sq_dev_d(xr, p->k, mean) / p->k;
                 rt_vec_norm_row(panel + (int64_t)r * p->k, xr, p->k, (float)mean, (float)(1.0 / sqrt(var + p->eps)),
                                 gamma, beta);
+            }
+            a = panel;
+        } else if (maps) { /* prologue: rows i0.. are positions of channel-major images, gathered and normalised */
+            float *panel = rt_scratch(RT_SCRATCH_MAIN, (size_t)mm * (size_t)p->k);
+            for (int r = 0; r < mm;) { /* runs of rows within one image: contiguous reads per channel */
+                int64_t img = (i0 + r) / p->hw, q0 = (i0 + r) % p->hw;
+                int run = (int)rt_min64(mm - r, p->hw - q0);
+                for (int ch = 0; ch < p->k; ch++) {
+                    const RtChannelNorm *cn = &maps[img * p->k + ch];
+                    const float *src = x + (img * p->k + ch) * p->hw + q0;
+                    for (int q = 0; q < run; q++) panel[(int64_t)(r + q) * p->k + ch] = (src[q] - cn->mean) * cn->a + cn->b;
+                }
+                r += run;
             }
             a = panel;
         }
@@ -181,4 +203,5 @@ void rt_fused_linear(const FusedLinearParams *p, const float *x, const float *ga
             rt_epilogue_tile(&ep, c, ny, mm, nn);
         }
     }
+    free(maps);
 }

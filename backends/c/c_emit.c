@@ -363,11 +363,12 @@ static void lower_fused_linear(Emit *e, const Node *n, int id)
     fused_slots(n, &s);
     const Node *x = in(e, n, s.x), *w = in(e, n, s.w);
     FusedLinearParams p;
-    fused_linear_params(n, prod(x->shape, 0, x->ndim - 1), w->shape[1], w->shape[0], &p);
+    fused_linear_params(n, x->shape, x->ndim, w->shape, &p);
     fprintf(e->out,
-            "        static const FusedLinearParams p = {.m = %d, .k = %d, .n = %d, .norm = %d, .eps = %s, .geglu = %d,"
-            " .out_scale = %s, .wpack = %d};\n",
-            p.m, p.k, p.n, p.norm, cf(p.eps), p.geglu, cf(p.out_scale), (int)weight_pack_of(e->eg->weight_pack, n, s.w));
+            "        static const FusedLinearParams p = {.m = %d, .k = %d, .n = %d, .norm = %d, .norm_groups = %d,"
+            " .hw = %d, .eps = %s,\n            .geglu = %d, .out_scale = %s, .wpack = %d};\n",
+            p.m, p.k, p.n, p.norm, p.norm_groups, p.hw, cf(p.eps), p.geglu, cf(p.out_scale),
+            (int)weight_pack_of(e->eg->weight_pack, n, s.w));
     char xs[96], gs[96], bts[96], ws[96], bs[96], rs[96];
     slot_ref(e, n, s.x, xs, sizeof xs), slot_ref(e, n, s.gamma, gs, sizeof gs), slot_ref(e, n, s.beta, bts, sizeof bts);
     slot_ref(e, n, s.w, ws, sizeof ws), slot_ref(e, n, s.bias, bs, sizeof bs), slot_ref(e, n, s.residual, rs, sizeof rs);

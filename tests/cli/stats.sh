@@ -33,6 +33,10 @@ check "layout conversions are counted (the transformers' permutes)" \
 check "no GroupNorm output is stored before a conv" '[ "$(echo "$out" | json "d[\"stored_norm_before_conv\"]")" = 0 ]'
 check "every GroupNorm+SiLU+conv of the UNet is fused" \
   '[ "$(echo "$out" | json "int(d[\"fusions\"][\"fused_conv2d\"] >= 60 and d[\"ops_by_kind\"].get(\"group_norm\", 0) == 0)")" = 1 ]'
+# SD 2.x: the transformers' proj_in is a linear on the GroupNorm's tokens; fused too
+s21=$("$sdc" stats sd21 --component unet --width 768 --height 768 --batch 2 --json) || { echo "FAIL: stats sd21 b2"; exit 1; }
+check "sd21: no GroupNorm output stored, before a conv or a linear" \
+  '[ "$(echo "$s21" | json "int(d[\"stored_norm_before_conv\"] == 0 and d[\"ops_by_kind\"].get(\"group_norm\", 0) == 0)")" = 1 ]'
 vae=$("$sdc" stats sd15 --component vae-decoder --width 512 --height 512 --json) || { echo "FAIL: stats vae"; exit 1; }
 check "the VAE decoder's plan is reported and within 10% of its lower bound" \
   '[ "$(echo "$vae" | json "int(0 < d[\"planned_peak_bytes\"] <= 1.1 * d[\"peak_lower_bound_bytes\"] and d[\"attention_score_buffers\"] == 0)")" = 1 ]'

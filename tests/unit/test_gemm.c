@@ -289,7 +289,7 @@ static void fused_linear_case(FusedLinearParams p, RtWeightPack pack)
     float *wr = rounded(w, (size_t)p.n * p.k, pack);
     float *y = xmalloc(sizeof(float) * (size_t)p.m * ny), *ref = xmalloc(sizeof(float) * (size_t)p.m * ny);
     void *wp = packed(pack, 1, p.n, p.k, w);
-    const float *g = p.norm ? gamma : NULL, *bt = p.norm ? beta : NULL;
+    const float *g = p.norm || p.norm_groups ? gamma : NULL, *bt = p.norm || p.norm_groups ? beta : NULL;
     FusedLinearParams pp = p;
     pp.wpack = pack;
     RUN_THREADS(y, (size_t)p.m * ny, rt_fused_linear(&pp, x, g, bt, wp, b, res, y));
@@ -297,7 +297,15 @@ static void fused_linear_case(FusedLinearParams p, RtWeightPack pack)
         float *xn = xmalloc(sizeof(float) * (size_t)p.m * p.k), *z = xmalloc(sizeof(float) * (size_t)p.m * p.n);
         LayerNormParams lp = {.rows = p.m, .cols = p.k, .eps = p.eps};
         if (p.norm) rt_layer_norm(&lp, x, gamma, beta, xn);
-        else memcpy(xn, x, sizeof(float) * (size_t)p.m * p.k);
+        else if (p.norm_groups) { /* rt_group_norm's bits, then the tokens transpose */
+            float *gn = xmalloc(sizeof(float) * (size_t)p.m * p.k);
+            GroupNormParams gp = {.n = p.m / p.hw, .c = p.k, .hw = p.hw, .groups = p.norm_groups, .eps = p.eps};
+            rt_group_norm(&gp, x, gamma, beta, gn);
+            for (int i = 0; i < p.m; i++)
+                for (int c = 0; c < p.k; c++)
+                    xn[(size_t)i * p.k + c] = gn[((size_t)(i / p.hw) * p.k + c) * p.hw + i % p.hw];
+            free(gn);
+        } else memcpy(xn, x, sizeof(float) * (size_t)p.m * p.k);
         round_bf16(xn, (size_t)p.m * p.k);
         MatmulParams mp = {.batch = 1, .m = p.m, .n = p.n, .k = p.k, .trans_b = 1, .lda = p.k, .ldb = p.k, .ldc = p.n};
         ref_matmul(&mp, xn, wr, b, z);
@@ -337,6 +345,10 @@ static void test_fused_packed(void)
             fused_linear_case((FusedLinearParams){.m = 37, .k = 24, .n = 64, .norm = 1, .eps = 1e-5f, .geglu = 1,
                                                   .out_scale = 1.0f}, lp);
             fused_linear_case((FusedLinearParams){.m = 300, .k = 400, .n = 29, .out_scale = 0.25f}, lp);
+            /* GroupNorm over channel-major images (SD 2.x proj_in): 3 images of 100 positions, so row
+             * tiles of 256 start and end inside an image */
+            fused_linear_case((FusedLinearParams){.m = 300, .k = 24, .n = 40, .norm_groups = 6, .hw = 100,
+                                                  .eps = 1e-6f, .out_scale = 1.0f}, lp);
         }
     }
     rt_gemm_force_isa(RT_GEMM_AUTO);
