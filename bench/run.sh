@@ -121,3 +121,5 @@ echo "kernels (GFLOP/s; blas = the same ops on OpenBLAS sgemm; ratio = blas 2T t
 # OpenBLAS picks its kernels from cpuid when OPENBLAS_CORETYPE is unset; Haswell forces its AVX2 ones
 env -u OPENBLAS_CORETYPE "$out/kernels_bench" | tee "$out/kernels-auto.txt"
 OPENBLAS_CORETYPE=Haswell "$out/kernels_bench" | tee "$out/kernels-haswell.txt"
+# the bf16 kernels (--weights-dtype bf16: VDPBF16PS where the CPU has it); OpenBLAS has no twin
+"$out/kernels_bench" --weights bf16 --no-blas | tee "$out/kernels-bf16.txt"
