@@ -33,6 +33,25 @@ static AVX512 inline __attribute__((always_inline)) void store_piece(float *c, _
     _mm512_mask_storeu_ps(c, m, v);
 }
 
+/* The finished tile: rows past mr and columns past nr are not stored. */
+static AVX512 inline __attribute__((always_inline)) void store_tile(const int nsub, __m512 acc[RT_GEMM_MR][4],
+                                                                     float *c, int64_t ldc, int64_t cs, int mr,
+                                                                     int nr, const RtTileStore *st)
+{
+    __mmask16 mask[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < nsub; j++) {
+        int cols = nr - 16 * j;
+        mask[j] = cols >= 16 ? (__mmask16)0xffff : cols <= 0 ? 0 : (__mmask16)((1u << cols) - 1);
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < RT_GEMM_MR; i++) {
+        if (i >= mr) break;
+#pragma GCC unroll 4
+        for (int j = 0; j < nsub; j++) store_piece(c + i * ldc + cs * j, acc[i][j], mask[j], i, j, st);
+    }
+}
+
 /* NSUB (1..4) is a constant in every instantiation below: the loops unroll
  * and the accumulators live in registers. */
 static AVX512 inline __attribute__((always_inline)) void kernel_n(const int nsub, int64_t kc, const float *a,
@@ -63,18 +82,7 @@ static AVX512 inline __attribute__((always_inline)) void kernel_n(const int nsub
             for (int j = 0; j < nsub; j++) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
         }
     }
-    __mmask16 mask[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < nsub; j++) {
-        int cols = nr - 16 * j;
-        mask[j] = cols >= 16 ? (__mmask16)0xffff : cols <= 0 ? 0 : (__mmask16)((1u << cols) - 1);
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < RT_GEMM_MR; i++) {
-        if (i >= mr) break;
-#pragma GCC unroll 4
-        for (int j = 0; j < nsub; j++) store_piece(c + i * ldc + cs * j, acc[i][j], mask[j], i, j, st);
-    }
+    store_tile(nsub, acc, c, ldc, cs, mr, nr, st);
 }
 
 static AVX512 void kernel1(int64_t kc, const float *a, const float *b, int64_t bs, float *c, int64_t ldc,
@@ -148,18 +156,7 @@ static AVX512BF16 inline __attribute__((always_inline)) void kernel_bf16_n(const
             for (int j = 0; j < nsub; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
         }
     }
-    __mmask16 mask[4];
-#pragma GCC unroll 4
-    for (int j = 0; j < nsub; j++) {
-        int cols = nr - 16 * j;
-        mask[j] = cols >= 16 ? (__mmask16)0xffff : cols <= 0 ? 0 : (__mmask16)((1u << cols) - 1);
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < RT_GEMM_MR; i++) {
-        if (i >= mr) break;
-#pragma GCC unroll 4
-        for (int j = 0; j < nsub; j++) store_piece(c + i * ldc + cs * j, acc[i][j], mask[j], i, j, st);
-    }
+    store_tile(nsub, acc, c, ldc, cs, mr, nr, st);
 }
 
 #define BF16_KERNEL(NSUB)                                                                                         \

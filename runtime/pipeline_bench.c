@@ -166,6 +166,16 @@ static int node_time_slower_first(const void *x, const void *y)
     return a->node - b->node;
 }
 
+/* The op kinds that ran (used[k]), slowest first; returns how many. */
+static int kinds_slowest_first(const double *per_kind, const int *used, NodeTime *kinds)
+{
+    int n = 0;
+    for (int k = 0; k < 256; k++)
+        if (used[k]) kinds[n++] = (NodeTime){0, k, per_kind[k]};
+    qsort(kinds, (size_t)n, sizeof kinds[0], node_time_slower_first);
+    return n;
+}
+
 static void add_profile(cJSON *root, const SdcPipeline *p, int runs)
 {
     double per_kind[256] = {0};
@@ -192,10 +202,7 @@ static void add_profile(cJSON *root, const SdcPipeline *p, int runs)
     }
 
     NodeTime kinds[256];
-    int n_kinds = 0;
-    for (int k = 0; k < 256; k++)
-        if (used_kind[k]) kinds[n_kinds++] = (NodeTime){0, k, per_kind[k]};
-    qsort(kinds, (size_t)n_kinds, sizeof kinds[0], node_time_slower_first);
+    int n_kinds = kinds_slowest_first(per_kind, used_kind, kinds);
     cJSON *ops = cJSON_AddArrayToObject(root, "op_profile");
     for (int i = 0; i < n_kinds; i++) {
         cJSON *o = cJSON_CreateObject();
@@ -237,10 +244,7 @@ static void add_unet_profile(cJSON *root, const SdcPipeline *p, const BenchStats
         used_kind[kind] = 1;
     }
     NodeTime kinds[256];
-    int n_kinds = 0;
-    for (int k = 0; k < 256; k++)
-        if (used_kind[k]) kinds[n_kinds++] = (NodeTime){0, k, per_kind[k]};
-    qsort(kinds, (size_t)n_kinds, sizeof kinds[0], node_time_slower_first);
+    int n_kinds = kinds_slowest_first(per_kind, used_kind, kinds);
     cJSON *arr = cJSON_AddArrayToObject(root, "unet_step_profile");
     for (int i = 0; i < n_kinds; i++) {
         int k = kinds[i].node;
