@@ -4,10 +4,7 @@
 # the fp16 variant file names of a diffusers folder.
 set -u
 sdc=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
+. "$(dirname "$0")/../cli_lib.sh"
 
 check "sdc version prints a version" '"$sdc" version | grep -qE "^sdc [0-9]+\.[0-9]+\.[0-9]+"'
 cmds=$("$sdc" --help | awk '/^commands:/ {on = 1; next} on && NF {print $1}')

@@ -6,10 +6,7 @@
 # docs/PERF.md (bench/precision.sh).
 set -u
 sdc=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail=0
-check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
+. "$(dirname "$0")/../cli_lib.sh"
 
 "$sdc" random-model tiny -o "$tmp/m" --seed 1 --quiet || { echo "FAIL: random-model"; exit 1; }
 for dt in f32 f16 bf16; do
