@@ -63,14 +63,20 @@ static void lora_args_free(LoraArgs *a)
     a->n = 0;
 }
 
+/* --weights-dtype: f32, f16 or bf16 (the precisions the weight packing has). */
+static int parse_weights_dtype(const char *s, DType *out, SdcErr *err)
+{
+    if (dtype_from_name(s, out) < 0 || (*out != DT_F32 && *out != DT_F16 && *out != DT_BF16))
+        return sdc_err(err, "--weights-dtype: \"%s\" is not f32, f16 or bf16", s);
+    return 0;
+}
+
 /* Copies the numbers into o and checks what the table's ranges cannot. */
 static int finish_options(CompileOptions *o, long long w, long long h, long long steps, long long batch,
                           long long clip_skip, const char *max_memory, const char *weights_dtype, SdcErr *err)
 {
     o->width = (int)w, o->height = (int)h, o->steps = (int)steps, o->batch = (int)batch, o->clip_skip = (int)clip_skip;
-    if (weights_dtype && (dtype_from_name(weights_dtype, &o->weights_dtype) < 0 ||
-                          (o->weights_dtype != DT_F32 && o->weights_dtype != DT_F16 && o->weights_dtype != DT_BF16)))
-        return sdc_err(err, "--weights-dtype: \"%s\" is not f32, f16 or bf16", weights_dtype);
+    if (weights_dtype && parse_weights_dtype(weights_dtype, &o->weights_dtype, err) < 0) return -1;
     /* diffusers' pipelines refuse other sizes (check_inputs) */
     if (w % 8 || h % 8) return sdc_err(err, "--width/--height: %lldx%lld: both must be multiples of 8", w, h);
     if (max_memory && parse_bytes(max_memory, &o->max_memory) < 0)
@@ -259,11 +265,7 @@ int cmd_compile_graph(int argc, char **argv)
     }
     o.model = pos[0];
     o.quiet = 1;
-    if (weights_dtype && (dtype_from_name(weights_dtype, &o.weights_dtype) < 0 ||
-                          (o.weights_dtype != DT_F32 && o.weights_dtype != DT_F16 && o.weights_dtype != DT_BF16))) {
-        sdc_err(&err, "--weights-dtype: \"%s\" is not f32, f16 or bf16", weights_dtype);
-        return cli_fail(&err);
-    }
+    if (weights_dtype && parse_weights_dtype(weights_dtype, &o.weights_dtype, &err) < 0) return cli_fail(&err);
     if (path_check_output("-o", o.out, &err) < 0) return cli_fail(&err);
     return sdc_compile_graph(&o, &err) < 0 ? cli_fail(&err) : 0;
 }

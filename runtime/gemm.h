@@ -211,7 +211,12 @@ typedef struct RtGemmOperands {
     int bpack;
     int64_t bk, bn, bj0;
 } RtGemmOperands;
+/* src reads B from a linear weight packed at compile time (pack, bk x bn
+ * whole, this GEMM's column 0 its column bj0): in place where it can, and
+ * on bf16 operands (activations rounded too) when the weight is bf16 and
+ * the CPU has a bf16 dot product.  src->ctx must be ops. */
+void rt_gemm_use_packed_b(RtGemmSrc *src, RtGemmOperands *ops, const void *w, int pack, int64_t bk, int64_t bn,
+                          int64_t bj0);
 RtPanels rt_gemm_plain_a(const RtGemmSrc *s, int64_t i0, int mc, int64_t p0, int kc, float *buf);
 RtPanels rt_gemm_plain_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int nc, float *buf);
-RtPanels rt_gemm_packed_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int nc, float *buf);
 #endif

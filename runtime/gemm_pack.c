@@ -92,7 +92,19 @@ RtPanels rt_gemm_plain_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int
     return (RtPanels){buf, rt_gemm_b_stride(kc)};
 }
 
-RtPanels rt_gemm_packed_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int nc, float *buf)
+static RtPanels packed_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int nc, float *buf);
+
+void rt_gemm_use_packed_b(RtGemmSrc *src, RtGemmOperands *ops, const void *w, int pack, int64_t bk, int64_t bn,
+                          int64_t bj0)
+{
+    SDC_ASSERT(src->ctx == ops && pack >= RT_WPACK_LINEAR_F32 && pack <= RT_WPACK_LINEAR_BF16);
+    ops->bpacked = w, ops->bpack = pack, ops->bk = bk, ops->bn = bn, ops->bj0 = bj0;
+    src->b = packed_b;
+    src->bf16 = pack == RT_WPACK_LINEAR_BF16 && rt_gemm_arch()->kernel_bf16 != NULL;
+    src->b_in_place = pack == RT_WPACK_LINEAR_F32 || src->bf16;
+}
+
+static RtPanels packed_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int nc, float *buf)
 {
     const RtGemmOperands *o = s->ctx;
     int64_t j = o->bj0 + j0;

@@ -157,11 +157,11 @@ static void softmax_panel(int avx512, float *st, int64_t nk, float *mx, float *s
 static void pack_kv(const AttentionParams *p, const float *k, const float *v, int qk16, int pv16, float *kd,
                     float *vd)
 {
-    int64_t kpan = rt_div_up(p->lk, RT_GEMM_MR), vpan = rt_div_up(p->dv, RT_GEMM_MR);
-    float *tmp = qk16 || pv16 ? rt_scratch(RT_SCRATCH_MAIN, (size_t)rt_max64(kpan * p->dk, vpan * p->lk) * RT_GEMM_MR)
-                              : NULL;
-    rt_pack_a_block(0, k, p->ldk, p->lk, p->dk, qk16 ? tmp : kd);
-    if (qk16) rt_pairs_from_a(tmp, (int64_t)p->dk * RT_GEMM_MR, (int)kpan, p->dk, kd, RT_GEMM_MR * rt_pairs(p->dk));
+    if (qk16) rt_pack_a_pairs(k, p->ldk, p->lk, p->dk, kd); /* K is row-major: straight into pairs */
+    else rt_pack_a_block(0, k, p->ldk, p->lk, p->dk, kd);
+    /* V^T is read transposed: fp32 panels first, then pairs */
+    int64_t vpan = rt_div_up(p->dv, RT_GEMM_MR);
+    float *tmp = pv16 ? rt_scratch(RT_SCRATCH_MAIN, (size_t)(vpan * RT_GEMM_MR * p->lk)) : NULL;
     rt_pack_a_block(1, v, p->ldv, p->dv, p->lk, pv16 ? tmp : vd);
     if (pv16) rt_pairs_from_a(tmp, (int64_t)p->lk * RT_GEMM_MR, (int)vpan, p->lk, vd, RT_GEMM_MR * rt_pairs(p->lk));
 }

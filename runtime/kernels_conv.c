@@ -93,10 +93,27 @@ static RtPanels conv_a(const RtGemmSrc *s, int64_t i0, int mc, int64_t p0, int k
 
 /* ---- the B operand: im2col into sub-panels ------------------------------------- */
 
+/* The 16 values of tap (ky, kx) for output positions [pos, pos + cnt) into
+ * d[0..16), zero past cnt and where the window reaches into the padding;
+ * src holds the channel's input rows from row_lo on.  Element by element:
+ * any stride, any row width. */
+static inline void chunk_scalar(const Conv2dParams *p, const float *src, int row_lo, int ky, int kx, int64_t pos,
+                                int cnt, float *d)
+{
+    int oy = (int)(pos / p->ow), ox = (int)(pos % p->ow);
+    int iy = oy * p->sh - p->pt + ky * p->dh, ix = ox * p->sw - p->pl + kx * p->dw;
+    for (int e = 0; e < RT_GEMM_SUB; e++) {
+        int inside = e < cnt && iy >= 0 && iy < p->h && ix >= 0 && ix < p->w;
+        d[e] = inside ? src[(int64_t)(iy - row_lo) * p->w + ix] : 0.0f;
+        if (++ox == p->ow) ox = 0, iy += p->sh, ix = -p->pl + kx * p->dw; /* next output row */
+        else ix += p->sw;
+    }
+}
+
 /* One k row (tap ky, kx of one channel) for output positions [q0, q0 + n)
  * into column j of the block (element j % 16 of sub-panel j / 16, ps
- * floats apart); src holds the channel's input rows from row_lo on, zero
- * where the window reaches into the padding.  Portable version. */
+ * floats apart), the padding columns of the last sub-panel zero.  Portable
+ * version: whole chunks inside one input row are copied. */
 RT_CLONES static void im2col_row(const Conv2dParams *p, const float *src, int row_lo, int ky, int kx, int64_t q0,
                                  int64_t n, float *blk, int64_t ps)
 {
@@ -104,25 +121,13 @@ RT_CLONES static void im2col_row(const Conv2dParams *p, const float *src, int ro
         float *d = blk + (j / RT_GEMM_SUB) * ps;
         int cnt = (int)rt_min64(RT_GEMM_SUB, n - j);
         int64_t pos = q0 + j;
-        int oy = (int)(pos / p->ow), ox = (int)(pos % p->ow);
-        int iy = oy * p->sh - p->pt + ky * p->dh;
+        int ox = (int)(pos % p->ow), iy = (int)(pos / p->ow) * p->sh - p->pt + ky * p->dh;
         int ix = ox * p->sw - p->pl + kx * p->dw;
         if (cnt == RT_GEMM_SUB && p->sw == 1 && ox + RT_GEMM_SUB <= p->ow && iy >= 0 && iy < p->h && ix >= 0 &&
-            ix + RT_GEMM_SUB <= p->w) {
+            ix + RT_GEMM_SUB <= p->w)
             memcpy(d, src + (int64_t)(iy - row_lo) * p->w + ix, RT_GEMM_SUB * sizeof(float));
-            continue;
-        }
-        for (int e = 0; e < cnt; e++) {
-            int inside = iy >= 0 && iy < p->h && ix >= 0 && ix < p->w;
-            d[e] = inside ? src[(int64_t)(iy - row_lo) * p->w + ix] : 0.0f;
-            if (++ox == p->ow) { /* next output row */
-                ox = 0;
-                iy += p->sh;
-                ix = -p->pl + kx * p->dw;
-            } else {
-                ix += p->sw;
-            }
-        }
+        else
+            chunk_scalar(p, src, row_lo, ky, kx, pos, cnt, d);
     }
 }
 
@@ -211,29 +216,16 @@ static RtPanels conv_b(const RtGemmSrc *s, int64_t p0, int kc, int64_t j0, int n
 #endif
         im2col_row(p, src, lo, t / p->kw, t % p->kw, q0, nc, row, ps);
     }
-    if (nc % RT_GEMM_SUB && !fast) { /* the padding columns of the last sub-panel */
-        float *last = buf + (int64_t)(nc / RT_GEMM_SUB) * ps + nc % RT_GEMM_SUB;
-        for (int k = 0; k < kc; k++)
-            memset(last + (int64_t)k * RT_GEMM_SUB, 0, (size_t)(RT_GEMM_SUB - nc % RT_GEMM_SUB) * sizeof(float));
-    }
     return (RtPanels){buf, ps, 0};
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-/* One element-by-element chunk (strides other than 1) of 16 positions from
- * pos on, zero past cnt. */
+/* chunk_scalar as a vector (strides other than 1). */
 static AVX512 __m512 chunk_any(const Conv2dParams *p, const float *src, int row_lo, int ky, int kx, int64_t pos,
                                int cnt)
 {
     float d[RT_GEMM_SUB];
-    int oy = (int)(pos / p->ow), ox = (int)(pos % p->ow);
-    int iy = oy * p->sh - p->pt + ky * p->dh, ix = ox * p->sw - p->pl + kx * p->dw;
-    for (int e = 0; e < RT_GEMM_SUB; e++) {
-        int inside = e < cnt && iy >= 0 && iy < p->h && ix >= 0 && ix < p->w;
-        d[e] = inside ? src[(int64_t)(iy - row_lo) * p->w + ix] : 0.0f;
-        if (++ox == p->ow) ox = 0, iy += p->sh, ix = -p->pl + kx * p->dw;
-        else ix += p->sw;
-    }
+    chunk_scalar(p, src, row_lo, ky, kx, pos, cnt, d);
     return _mm512_loadu_ps(d);
 }
 

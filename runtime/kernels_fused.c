@@ -124,10 +124,7 @@ static void linear_gemm(const FusedLinearParams *p, const float *a, const float 
     if (p->wpack == RT_WPACK_NONE) {
         ops.b = (RtPlainOperand){w + j0 * p->k, p->k, 1};
     } else {
-        ops.bpacked = w, ops.bpack = p->wpack, ops.bk = p->k, ops.bn = p->n, ops.bj0 = j0;
-        src.b = rt_gemm_packed_b;
-        src.bf16 = p->wpack == RT_WPACK_LINEAR_BF16 && rt_gemm_arch()->kernel_bf16; /* activations rounded too */
-        src.b_in_place = p->wpack == RT_WPACK_LINEAR_F32 || src.bf16;
+        rt_gemm_use_packed_b(&src, &ops, w, p->wpack, p->k, p->n, j0);
     }
     rt_gemm_run(&src, mm, nn, p->k, 1.0f, 0.0f, epi, c, ldc);
 }

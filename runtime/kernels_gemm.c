@@ -193,10 +193,7 @@ void rt_matmul(const MatmulParams *p, const float *a, const float *b, const floa
         RtGemmSrc src = {rt_gemm_plain_a, rt_gemm_plain_b, &ops, 0};
         if (p->bpack != RT_WPACK_NONE) { /* a linear weight packed at compile time, shared by the batch */
             SDC_ASSERT(p->trans_b && (p->batch == 1 || p->stride_b == 0));
-            ops.bpacked = b, ops.bpack = p->bpack, ops.bk = p->k, ops.bn = p->n, ops.bj0 = j0;
-            src.b = rt_gemm_packed_b;
-            src.bf16 = p->bpack == RT_WPACK_LINEAR_BF16 && rt_gemm_arch()->kernel_bf16;
-            src.b_in_place = p->bpack == RT_WPACK_LINEAR_F32 || src.bf16;
+            rt_gemm_use_packed_b(&src, &ops, b, p->bpack, p->k, p->n, j0);
         } else {
             ops.b = (RtPlainOperand){b + bt * p->stride_b + (p->trans_b ? j0 * p->ldb : j0), p->ldb, p->trans_b};
         }
